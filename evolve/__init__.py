@@ -1,0 +1,1 @@
+"""The search: MAP-Elites over Triton kernels, its operators, and the ``evolve`` CLI."""

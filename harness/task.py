@@ -1,0 +1,114 @@
+"""The task plug-in interface: what to compute, its reference, its shapes.
+
+A task is the only place that knows the meaning of a candidate's ``forward``: the sandboxed
+child uses it to make inputs and call the candidate, the trusted parent uses it to make the
+same inputs again and compute the reference. Cases cross the process boundary as plain dicts.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """A trial passes when every element satisfies |out-ref| <= atol + rtol*|ref| *and* the
+    relative norm error is at most ``rel``: the second catches zeros or uniform outputs where
+    the values are too small for the first to notice."""
+
+    rel: float
+    atol: float
+    rtol: float
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One correctness trial: a labelled case, run on fresh random inputs."""
+
+    label: str
+    case: dict[str, Any]
+
+
+class Task(ABC):
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    @abstractmethod
+    def label(self, case: dict[str, Any]) -> str: ...
+
+    @abstractmethod
+    def make_inputs(self, case: dict[str, Any], seed: int, device: str) -> list[torch.Tensor]:
+        """Pristine inputs, bitwise reproducible from ``seed`` on the same device type."""
+
+    @abstractmethod
+    def refill_inputs(self, inputs: list[torch.Tensor], case: dict[str, Any], seed: int) -> None:
+        """Overwrite ``inputs`` in place (same storage) with the values ``make_inputs`` gives for ``seed``."""
+
+    @abstractmethod
+    def call(self, forward: Callable[..., Any], inputs: list[torch.Tensor], case: dict[str, Any]) -> Any:
+        """Call a candidate's entry point on ``inputs``."""
+
+    @abstractmethod
+    def output_spec(self, case: dict[str, Any]) -> tuple[tuple[int, ...], str]:
+        """Shape and dtype name the output must have."""
+
+    @abstractmethod
+    def reference(self, inputs: list[torch.Tensor], case: dict[str, Any]) -> torch.Tensor:
+        """The exact answer in float32 or float64, from pristine inputs."""
+
+    @abstractmethod
+    def flops(self, case: dict[str, Any]) -> float: ...
+
+    @abstractmethod
+    def tolerance(self, dtype: str) -> Tolerance: ...
+
+    @abstractmethod
+    def sweep(self, mode: str) -> list[Trial]:
+        """Correctness trials for ``mode`` ("gpu" or "interpreter"); the first is the smoke test."""
+
+    @abstractmethod
+    def stability_trials(self, mode: str) -> list[Trial]:
+        """Trials whose inputs push a naive kernel into overflow."""
+
+    @abstractmethod
+    def benchmark_cases(self) -> list[dict[str, Any]]:
+        """The shapes fitness is measured on (GPU only)."""
+
+    @abstractmethod
+    def baselines(self) -> dict[str, Callable[[list[torch.Tensor], dict[str, Any]], torch.Tensor]]:
+        """Library implementations to time against, by name."""
+
+    @abstractmethod
+    def seed_path(self) -> Path:
+        """The hand-written kernel a search starts from."""
+
+
+_REGISTRY: dict[str, type[Task]] = {}
+
+
+def register(cls: type[Task]) -> type[Task]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def task_names() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def get_task(name: str) -> Task:
+    _load_builtin()
+    try:
+        return _REGISTRY[name]()
+    except KeyError:
+        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def _load_builtin() -> None:
+    from harness.tasks import mha_fwd  # noqa: F401  (registers itself)

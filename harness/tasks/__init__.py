@@ -1,0 +1,1 @@
+"""Built-in tasks; each module registers itself with ``harness.task.register``."""

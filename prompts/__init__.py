@@ -1,0 +1,1 @@
+"""Prompt templates and the knowledge base given to models (data files)."""

@@ -1,0 +1,1 @@
+"""Hand-written starting kernels, one per task, as candidate source files."""
