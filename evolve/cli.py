@@ -1,0 +1,58 @@
+"""The ``evolve`` command line. Each command lives in ``evolve/commands/``; this module only
+assembles them and turns user mistakes into one-line errors at the edge."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from evolve.errors import UserError
+
+app = typer.Typer(
+    name="evolve",
+    help="Evolve faster Triton attention kernels: check candidates, run MAP-Elites searches, "
+    "browse the archive and export the winners as a library.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    from evolve.commands import check
+
+    check.register(app)
+    for name in ("run", "archive", "llm", "export"):
+        try:
+            module = __import__(f"evolve.commands.{name}", fromlist=["register"])
+        except ModuleNotFoundError as e:
+            if e.name != f"evolve.commands.{name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register()
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    types: list[type[BaseException]] = [UserError]
+    try:
+        from archive.errors import ArchiveError
+
+        types.append(ArchiveError)
+    except ModuleNotFoundError:
+        pass
+    return tuple(types)
+
+
+def main() -> None:
+    try:
+        app()
+    except _user_error_types() as e:
+        print(f"Error: {e}", file=sys.stderr)
+        sys.exit(getattr(e, "exit_code", 2))
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        sys.exit(130)
