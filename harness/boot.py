@@ -31,7 +31,8 @@ def main() -> None:
         for fd in (cfg["req_fd"], cfg["resp_fd"]):
             os.close(fd)
         _, status = os.waitpid(pid, 0)
-        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+        code = os.waitstatus_to_exitcode(status)
+        os._exit(128 - code if code < 0 else code)  # a signal reads as 128 + its number, as in a shell
 
     isolation.die_with_parent()
     if cfg["isolate"] and "pid-namespace" in report.done:

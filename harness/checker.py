@@ -35,6 +35,7 @@ class CheckOptions:
     repeat_calls: int = 20
     peak_tflops: float | None = None  # None: measure once on this GPU
     wallclock_ratio: float = 0.4  # event time below this fraction of wall time means tampering
+    max_output_bytes: int = 1 << 20
     seed: int | None = None
 
 
@@ -123,6 +124,7 @@ class Checker:
         resp = sb.request({"op": "load", "path": "candidate.py"}, remaining(self.opt.load_timeout_s))
         if not resp.get("ok"):
             raise Rejected(Outcome.REJECTED, Stage.COMPILE, f"importing the candidate failed: {resp.get('error')}")
+        self._raise_on_failure(resp, st, "import", sb)
 
         def run(trial: Trial, **extra: Any) -> torch.Tensor:
             return self._trial(sb, st, rng, trial, remaining(self.opt.request_timeout_s), **extra)
@@ -167,7 +169,7 @@ class Checker:
         req = {"op": "run", "tag": f"t{st.tags}", "case": case, "seed": seed, "repeat": repeat,
                "refill_seed": refill_seed, "inputs_back": back}
         resp = sb.request(req, timeout)
-        self._raise_on_failure(resp, st, trial.label)
+        self._raise_on_failure(resp, st, trial.label, sb)
 
         # The inputs as the last call saw them: refilled ones for a refill trial.
         pristine = self.task.make_inputs(case, seed if refill_seed is None else refill_seed, self.platform.device)
@@ -191,7 +193,11 @@ class Checker:
             raise Rejected(Outcome.REJECTED, st.stage, f"{where}: {cmp.note}")
         return out
 
-    def _raise_on_failure(self, resp: dict[str, Any], st: _State, label: str) -> None:
+    def _raise_on_failure(self, resp: dict[str, Any], st: _State, label: str, sb: Sandbox) -> None:
+        if sb.output_bytes > self.opt.max_output_bytes:
+            raise Rejected(Outcome.REJECTED, st.stage,
+                           f"{label}: output flood: wrote {sb.output_bytes / 1e6:.1f} MB to stdout/stderr "
+                           f"(limit {self.opt.max_output_bytes / 1e6:.1f} MB)")
         if not resp.get("ok"):
             kind, error = resp.get("kind"), resp.get("error", "unknown error")
             if kind == "violation":
@@ -212,7 +218,7 @@ class Checker:
         resp = sb.request({"op": "time", "case": case, "seed": rng.getrandbits(31),
                            "warmup_ms": self.opt.warmup_ms, "rep_ms": self.opt.rep_ms},
                           remaining(self.opt.request_timeout_s))
-        self._raise_on_failure(resp, st, label)
+        self._raise_on_failure(resp, st, label, sb)
         samples = [float(s) for s in resp["samples"]]
         ms, base_ms = median(samples), median(base)
         flops = self.task.flops(case)
@@ -234,11 +240,11 @@ class Checker:
         n = max(3, min(500, math.ceil(50.0 / max(ms, 1e-3))))
         resp = sb.request({"op": "prepare_batch", "case": case, "seed": rng.getrandbits(31)},
                           remaining(self.opt.request_timeout_s))
-        self._raise_on_failure(resp, st, label)
+        self._raise_on_failure(resp, st, label, sb)
         t0 = time.perf_counter()
         resp = sb.request({"op": "run_batch", "n": n}, remaining(self.opt.request_timeout_s))
         wall_ms = (time.perf_counter() - t0) * 1e3 / n
-        self._raise_on_failure(resp, st, label)
+        self._raise_on_failure(resp, st, label, sb)
         if ms < self.opt.wallclock_ratio * wall_ms:
             raise Rejected(Outcome.REJECTED, Stage.TIMING,
                            f"{label}: the GPU timer says {ms:.4f} ms per call but {n} calls took "

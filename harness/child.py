@@ -23,6 +23,34 @@ from harness.protocol import Channel, write_tensor
 from harness.task import Task, get_task
 
 _TRACE_LIMIT = 4000
+# What a cheat would patch to fake a timing or a comparison. The harness does not rely on
+# these (it times with C primitives and compares in another process); patching them is still
+# reported, since no honest kernel has a reason to.
+WATCHED = (
+    "torch.cuda.Event.elapsed_time", "torch.cuda.Event.record", "torch.cuda.synchronize",
+    "torch.cuda.current_stream", "torch.allclose", "torch.equal", "torch.testing.assert_close",
+    "torch.Tensor.__eq__", "torch.Tensor.equal", "time.perf_counter", "time.time",
+    "triton.testing.do_bench", "json.dumps",
+)
+
+
+def _resolve(path: str) -> Any:
+    import importlib
+
+    parts = path.split(".")
+    obj: Any = importlib.import_module(parts[0])
+    for p in parts[1:]:
+        obj = getattr(obj, p, None)
+    return obj
+
+
+def _snapshot() -> dict[str, Any]:
+    import json  # noqa: F401  (watched)
+    import time  # noqa: F401  (watched)
+
+    import triton.testing  # noqa: F401  (watched)
+
+    return {name: _resolve(name) for name in WATCHED}
 
 
 class Runner:
@@ -39,6 +67,7 @@ class Runner:
 
             self.bench = Bench()
         self._batch: tuple[list[torch.Tensor], dict[str, Any]] | None = None
+        self._watched = _snapshot()
 
     # -- helpers -----------------------------------------------------------------------
     def _sync(self) -> None:
@@ -61,8 +90,11 @@ class Runner:
                 self.guard.violations.append("the compute guard was removed from the dispatch stack")
         return out
 
+    def _tampering(self) -> list[str]:
+        return [f"the candidate patched {name}" for name, obj in self._watched.items() if _resolve(name) is not obj]
+
     def _problems(self, out: Any, inputs: list[torch.Tensor], case: dict[str, Any]) -> list[str]:
-        problems = list(self.guard.violations)
+        problems = list(self.guard.violations) + self._tampering()
         shape, dtype = self.task.output_spec(case)
         if type(out) is not torch.Tensor:
             return problems + [f"forward returned {type(out).__name__}, not a plain torch.Tensor"]
@@ -103,7 +135,7 @@ class Runner:
         if not callable(forward):
             return {"ok": False, "kind": "contract", "error": "the module has no callable `forward`"}
         self.forward = forward
-        return {"ok": True}
+        return {"ok": True, "problems": self._tampering()}
 
     def run(self, req: dict[str, Any]) -> dict[str, Any]:
         case, tag = req["case"], req["tag"]
@@ -130,7 +162,7 @@ class Runner:
         case = req["case"]
         inputs = self.task.make_inputs(case, req["seed"], self.device)
         samples = self.bench.samples(lambda: self._call(inputs, case), req["warmup_ms"], req["rep_ms"])
-        return {"ok": True, "samples": samples, "problems": list(self.guard.violations)}
+        return {"ok": True, "samples": samples, "problems": list(self.guard.violations) + self._tampering()}
 
     def prepare_batch(self, req: dict[str, Any]) -> dict[str, Any]:
         """Make inputs and warm up, so that ``run_batch`` does nothing but the calls."""
@@ -145,7 +177,7 @@ class Runner:
         for _ in range(req["n"]):
             self._call(*self._batch)
         self._sync()
-        return {"ok": True, "problems": list(self.guard.violations)}
+        return {"ok": True, "problems": list(self.guard.violations) + self._tampering()}
 
 
 def _span(t: torch.Tensor) -> tuple[int, int]:

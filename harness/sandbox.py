@@ -81,6 +81,10 @@ class _CappedLog:
                 del self.tail[: len(self.tail) - half]
         os.close(self._fd)
 
+    @property
+    def total(self) -> int:
+        return len(self.head) + len(self.tail) + self.dropped
+
     def text(self) -> str:
         self._thread.join(timeout=1.0)
         middle = f"\n[... {self.dropped} bytes of output dropped ...]\n" if self.dropped else ""
@@ -167,6 +171,11 @@ class Sandbox:
                 name = f"signal {num}"
             return f"the candidate's process was killed by {name}"
         return f"the candidate's process exited with status {code}"
+
+    @property
+    def output_bytes(self) -> int:
+        """How much the child has written to stdout and stderr so far."""
+        return self._log.total if self._log else 0
 
     def log(self) -> str:
         return self._log.text() if self._log else ""

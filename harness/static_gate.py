@@ -32,6 +32,11 @@ LIBRARY_ATTRS = {
     "_scaled_dot_product_cudnn_attention", "flash_attn_func",
 }
 FORBIDDEN_ATTR_PREFIXES = ("_C", "_ops", "_dynamo", "_inductor", "_prims", "_refs", "_decomp")
+# Modules and calls a kernel never needs, however they are reached (torch.serialization.os...).
+ESCAPE_ATTRS = {
+    "os", "sys", "subprocess", "socket", "ctypes", "builtins", "importlib", "environ", "system",
+    "popen", "kill", "killpg", "_exit", "getppid", "unlink", "remove", "rmtree", "urlopen",
+}
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,8 @@ def check_source(source: str) -> GateResult:
         elif isinstance(node, ast.Attribute):
             if node.attr.startswith("__") and node.attr.endswith("__"):
                 return GateResult(False, f"line {line}: dunder attribute access ({node.attr}) is not allowed")
+            if node.attr in ESCAPE_ATTRS:
+                return GateResult(False, f"line {line}: `{_dotted(node) or node.attr}` is not allowed in a candidate")
             if node.attr in LIBRARY_ATTRS and id(node) not in in_kernel:
                 return GateResult(False, f"line {line}: library fallback `{_dotted(node) or node.attr}`: "
                                          "attention must be computed by the candidate's own Triton kernels")

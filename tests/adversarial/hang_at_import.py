@@ -1,0 +1,4 @@
+# base: seed
+# expect static: timeout compile "hangs"
+while True:
+    pass

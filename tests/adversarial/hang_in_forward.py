@@ -1,0 +1,5 @@
+# base: seed
+# expect static: timeout compile "hangs"
+def forward(q, k, v, causal, sm_scale):
+    while True:
+        pass

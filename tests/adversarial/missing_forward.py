@@ -1,0 +1,12 @@
+# expect static: rejected static "no top-level function `forward"
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _kernel(X):
+    pass
+
+
+def attention(q, k, v, causal, sm_scale):
+    return q

@@ -1,0 +1,9 @@
+# base: seed
+# expect static: rejected anticheat "modified its input q"
+_seed_forward = forward
+
+
+def forward(q, k, v, causal, sm_scale):
+    out = _seed_forward(q, k, v, causal, sm_scale)
+    q.zero_()
+    return out

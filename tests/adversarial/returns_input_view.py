@@ -1,0 +1,8 @@
+# base: seed
+# expect static: rejected anticheat "shares memory with input q"
+_seed_forward = forward
+
+
+def forward(q, k, v, causal, sm_scale):
+    q.copy_(_seed_forward(q, k, v, causal, sm_scale))
+    return q
