@@ -9,6 +9,7 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -36,6 +37,7 @@ class CheckOptions:
     peak_tflops: float | None = None  # None: measure once on this GPU
     wallclock_ratio: float = 0.4  # event time below this fraction of wall time means tampering
     max_output_bytes: int = 1 << 20
+    triton_cache: Path | None = None  # a compile cache shared across checks: trusted kernels only
     seed: int | None = None
 
 
@@ -83,7 +85,8 @@ class Checker:
                 if not gate.ok:
                     raise Rejected(Outcome.REJECTED, Stage.STATIC, gate.reason)
             st.stage = Stage.COMPILE
-            sandbox = Sandbox(self.task.name, self.platform.device, isolate=self.opt.isolate)
+            sandbox = Sandbox(self.task.name, self.platform.device, isolate=self.opt.isolate,
+                              triton_cache=self.opt.triton_cache)
             (sandbox.scratch / "candidate.py").write_text(source)
             (sandbox.scratch / "candidate.py").chmod(0o644)
             deadline = start + self.opt.total_timeout_s

@@ -93,11 +93,15 @@ class _CappedLog:
 
 class Sandbox:
     def __init__(self, task: str, device: str, *, isolate: bool = True, log_cap: int = 64 << 10,
-                 max_file_bytes: int = 4 << 30, start_timeout: float = 120.0) -> None:
+                 max_file_bytes: int = 4 << 30, start_timeout: float = 120.0,
+                 triton_cache: Path | None = None) -> None:
         self.task, self.device, self.isolate = task, device, isolate
         self.scratch = Path(tempfile.mkdtemp(prefix="evolve-sandbox-"))
         for sub in ("io", "home", "tmp", "triton"):
             (self.scratch / sub).mkdir()
+        if triton_cache is not None:  # trusted kernels only: a shared cache is writable by the child
+            shutil.copytree(triton_cache, self.scratch / "triton", dirs_exist_ok=True)
+        self._shared_cache = triton_cache
         self._log_cap, self._max_file_bytes, self._start_timeout = log_cap, max_file_bytes, start_timeout
         self._proc: subprocess.Popen[bytes] | None = None
         self._child_pid: int | None = None
@@ -181,7 +185,8 @@ class Sandbox:
         return self._log.text() if self._log else ""
 
     def close(self) -> None:
-        """Kill everything the sandbox started, then remove its scratch directory."""
+        """Kill everything the sandbox started, then remove its scratch directory (after saving
+        its Triton cache to a shared cache directory, if one was given)."""
         if self._proc is not None:
             for target in filter(None, (self._child_pid,)):
                 try:
@@ -200,6 +205,8 @@ class Sandbox:
                     pass
             if self._log:
                 self._log.text()
+        if self._shared_cache is not None:
+            shutil.copytree(self.scratch / "triton", self._shared_cache, dirs_exist_ok=True)
         shutil.rmtree(self.scratch, ignore_errors=True)
 
     def __enter__(self) -> Sandbox:

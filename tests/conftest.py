@@ -21,3 +21,21 @@ def checker():
 
     return Checker("mha_fwd", CheckOptions(load_timeout_s=15, request_timeout_s=10, total_timeout_s=240),
                    platform=detect(force_interpreter=True))
+
+
+def pytest_collection_modifyitems(config, items) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def gpu_checker():
+    from harness.checker import CheckOptions, Checker
+
+    return Checker("mha_fwd", CheckOptions(load_timeout_s=60, request_timeout_s=120, total_timeout_s=600))

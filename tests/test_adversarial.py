@@ -106,3 +106,19 @@ def test_run_time_defences_hold_without_the_static_gate(path: Path, checker: Che
 
 def test_checker_still_answers_after_the_suite(checker: Checker, seed_source: str) -> None:
     assert checker.check(seed_source).outcome is Outcome.PASSED
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("path", _runs("gpu"), ids=lambda p: p.stem)
+def test_gpu_only_cheat_is_caught_when_timed(path: Path, gpu_checker: Checker) -> None:
+    source, expect = load(path)
+    _assert_verdict(gpu_checker.check(source), expect["gpu"])
+
+
+@pytest.mark.gpu
+def test_seed_passes_every_stage_on_the_gpu_with_timings(gpu_checker: Checker, seed_source: str) -> None:
+    verdict = gpu_checker.check(seed_source)
+    assert verdict.passed, verdict.reason
+    assert len(verdict.timings) == len(gpu_checker.task.benchmark_cases())
+    assert all(t.tflops > 0 and t.baseline_tflops > 0 for t in verdict.timings)
+    assert "no-capabilities" in verdict.sandbox

@@ -1,0 +1,142 @@
+"""Attention forward benchmark on the task's benchmark shapes: candidate files (trusted, loaded
+in-process) against torch SDPA's backends and FlexAttention, every implementation checked
+against the fp32 reference before it is timed. Writes JSON and a Markdown table.
+
+    python benchmarks/attention.py --impl seed=seeds/mha_fwd.py --flex --out benchmarks/results/seed-h100
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import triton
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness.compare import compare  # noqa: E402
+from harness.device import matmul_peak_tflops  # noqa: E402
+from harness.task import get_task  # noqa: E402
+from harness.timing import Bench, median  # noqa: E402
+
+Impl = Callable[[list[torch.Tensor], dict[str, Any]], torch.Tensor]
+
+
+def candidate_impl(path: Path) -> Impl:
+    spec = importlib.util.spec_from_file_location(f"bench_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    task = get_task("mha_fwd")
+    return lambda inputs, case: task.call(module.forward, inputs, case)
+
+
+def flex_impl() -> Impl:
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    from harness.tasks.mha_fwd import sm_scale_of
+
+    compiled = torch.compile(flex_attention, dynamic=False)
+    masks: dict[int, Any] = {}
+
+    def run(inputs: list[torch.Tensor], case: dict[str, Any]) -> torch.Tensor:
+        q, k, v = inputs
+        mask = None
+        if case["causal"]:
+            n = case["seq"]
+            if n not in masks:
+                masks[n] = create_block_mask(lambda b, h, qi, ki: qi >= ki, None, None, n, n, device="cuda")
+            mask = masks[n]
+        return compiled(q, k, v, block_mask=mask, scale=sm_scale_of(case))
+
+    return run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--impl", action="append", default=[], metavar="NAME=FILE", help="a candidate file to time")
+    ap.add_argument("--flex", action="store_true", help="also time FlexAttention under torch.compile")
+    ap.add_argument("--rep-ms", type=float, default=200)
+    ap.add_argument("--out", required=True, help="output path without extension (.json and .md are written)")
+    args = ap.parse_args()
+
+    task = get_task("mha_fwd")
+    impls: dict[str, Impl] = {}
+    for spec in args.impl:
+        name, _, file = spec.partition("=")
+        impls[name] = candidate_impl(Path(file))
+    impls.update(task.baselines())
+    if args.flex:
+        impls["flex"] = flex_impl()
+
+    bench = Bench()
+    rows = []
+    for case in task.benchmark_cases():
+        inputs = task.make_inputs(case, 1234, "cuda")
+        ref = task.reference(inputs, case)
+        tol = task.tolerance(case["dtype"])
+        row: dict[str, Any] = {k: case[k] for k in ("batch", "heads", "seq", "head_dim", "causal", "dtype")}
+        for name, fn in impls.items():
+            try:
+                cmp = compare(fn(inputs, case), ref, tol)
+                if not cmp.ok:
+                    row[name] = {"error": f"wrong result: {cmp.note}"}
+                    continue
+                ms = median(bench.samples(lambda: fn(inputs, case), warmup_ms=50, rep_ms=args.rep_ms))
+                row[name] = {"ms": ms, "tflops": task.flops(case) / (ms * 1e-3) / 1e12, "rel_err": cmp.rel_err}
+            except Exception as e:  # a backend that does not run this case on this GPU
+                row[name] = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
+        rows.append(row)
+        print(_line(row, impls), flush=True)
+
+    meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
+            "python": platform.python_version(), "matmul_peak_tflops": matmul_peak_tflops(),
+            "method": f"harness.timing.Bench medians, L2 flushed between calls, rep {args.rep_ms} ms; "
+                      "every implementation checked against the fp32 reference first"}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows}, indent=1))
+    out.with_suffix(".md").write_text(markdown(meta, rows, list(impls)))
+    print(markdown(meta, rows, list(impls)))
+
+
+def _tf(cell: Any) -> str:
+    return f"{cell['tflops']:.0f}" if isinstance(cell, dict) and "tflops" in cell else "-"
+
+
+def _line(row: dict[str, Any], impls: dict[str, Impl]) -> str:
+    return f"D{row['head_dim']} N{row['seq']} causal={row['causal']}: " + ", ".join(
+        f"{n} {_tf(row.get(n))}" for n in impls)
+
+
+def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], names: list[str]) -> str:
+    cands = [n for n in names if not n.startswith("sdpa_") and n != "flex"]
+    head = ["D", "N", "B", "H", "causal", *names] + [f"{c} / {b}" for c in cands for b in ("sdpa_flash", "sdpa_cudnn")]
+    lines = [f"Device: {meta['device']}; torch {meta['torch']}; triton {meta['triton']}; "
+             f"bf16 matmul peak {meta['matmul_peak_tflops']:.0f} TFLOP/s. {meta['method']}.", "",
+             "Forward TFLOP/s (4·B·H·N²·D, halved when causal).", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [str(r["head_dim"]), str(r["seq"]), str(r["batch"]), str(r["heads"]), "yes" if r["causal"] else "no"]
+        cells += [_tf(r.get(n)) for n in names]
+        for c in cands:
+            for b in ("sdpa_flash", "sdpa_cudnn"):
+                x, y = r.get(c, {}), r.get(b, {})
+                cells.append(f"{x['tflops'] / y['tflops']:.2f}x" if "tflops" in x and "tflops" in y else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    errors = [(r["head_dim"], r["seq"], r["causal"], n, r[n]["error"]) for r in rows for n in names
+              if isinstance(r.get(n), dict) and "error" in r[n]]
+    if errors:
+        lines += ["", "Not timed:"] + [f"- D{d} N{n} causal={c} {name}: {e}" for d, n, c, name, e in errors]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
