@@ -43,6 +43,8 @@ def flex_impl() -> Impl:
 
     from harness.tasks.mha_fwd import sm_scale_of
 
+    torch._dynamo.config.cache_size_limit = 64  # one graph per benchmark shape, not eager after 8
+    torch._dynamo.config.accumulated_cache_size_limit = 512
     compiled = torch.compile(flex_attention, dynamic=False)
     masks: dict[int, Any] = {}
 

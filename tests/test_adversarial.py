@@ -17,7 +17,7 @@ from harness.verdict import Outcome
 from .conftest import SEED
 
 CASES = Path(__file__).parent / "adversarial"
-_EXPECT = re.compile(r'^# expect (static|runtime): (\w+) (\w+) "(.*)"$', re.MULTILINE)
+_EXPECT = re.compile(r'^# expect (static|runtime|gpu): (\w+) (\w+) "(.*)"$', re.MULTILINE)
 
 
 @dataclass(frozen=True)
