@@ -1,0 +1,125 @@
+"""Configuration of a search, in one validated tree: defaults here, a TOML file over them,
+command-line options over both. Unknown keys are errors, named with their path."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from evolve.errors import UserError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Budget(_Strict):
+    """When a run stops: after this many evaluated candidates and/or this much wall time
+    (summed over resumes). At least one must be set."""
+
+    candidates: int | None = Field(default=None, ge=1)
+    seconds: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> Budget:
+        if self.candidates is None and self.seconds is None:
+            raise ValueError("set a number of candidates and/or a wall time")
+        return self
+
+
+class Islands(_Strict):
+    count: int = Field(default=1, ge=1, le=64)
+    migration_interval: int = Field(default=40, ge=1, description="evaluations between migrations")
+
+
+class Selection(_Strict):
+    explore: float = Field(default=0.3, ge=0, le=1, description="chance of a uniformly drawn parent")
+    tournament: int = Field(default=3, ge=1, description="elites drawn when exploiting; the fittest wins")
+    inspirations: int = Field(default=3, ge=0, description="other elites shown to operators")
+
+
+class Evaluation(_Strict):
+    workers: int | None = Field(default=None, ge=1, description="evaluation workers; default: one per GPU")
+    per_worker: int | None = Field(default=None, ge=1, description="candidates checked at once per worker")
+    check_timeout_s: float = Field(default=600, gt=0)
+    rep_ms: float = Field(default=80, gt=0)
+    warmup_ms: float = Field(default=20, gt=0)
+
+
+class RunConfig(_Strict):
+    task: str = "mha_fwd"
+    budget: Budget
+    db: str | None = None
+    ray_address: str | None = None
+    seed_kernel: Path | None = None
+    simulate: bool = False
+    random_seed: int | None = None
+    generation_size: int = Field(default=16, ge=1, description="evaluations per statistics row")
+    operators: dict[str, float] = Field(default_factory=lambda: {"mutate": 0.6, "crossover": 0.2, "reset": 0.2})
+    islands: Islands = Field(default_factory=Islands)
+    selection: Selection = Field(default_factory=Selection)
+    evaluation: Evaluation = Field(default_factory=Evaluation)
+
+    @model_validator(mode="after")
+    def _known_operators(self) -> RunConfig:
+        from evolve.operators import BUILTIN
+
+        unknown = sorted(set(self.operators) - set(BUILTIN))
+        if unknown:
+            raise ValueError(f"unknown operator(s) {', '.join(unknown)}; known: {', '.join(sorted(BUILTIN))}")
+        if not any(w > 0 for w in self.operators.values()):
+            raise ValueError("at least one operator needs a positive weight")
+        return self
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_budget(text: str) -> dict[str, Any]:
+    """``200`` (candidates), ``30m`` (wall time: s, m, h, d), or both: ``200,30m``."""
+    out: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if part.isdigit():
+            out["candidates"] = int(part)
+        elif m := _DURATION.match(part):
+            out["seconds"] = float(m[1]) * _UNIT[m[2]]
+        else:
+            raise UserError(f"cannot read budget {text!r}: use a number of candidates (200), a wall time "
+                            "(30m, 2h) or both (200,2h)")
+    if not out:
+        raise UserError("the budget is empty: use a number of candidates (200), a wall time (30m) or both")
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load(path: Path | None, overrides: dict[str, Any], base: dict[str, Any] | None = None,
+         source: str | None = None) -> RunConfig:
+    """``base`` (a resumed run's stored configuration), then the TOML file, then ``overrides``."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise UserError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as e:
+            raise UserError(f"config file {path} is not valid TOML: {e}") from None
+    return validate(_merge(base or {}, _merge(data, overrides)), source=source or (str(path) if path else "options"))
+
+
+def validate(data: dict[str, Any], source: str = "options") -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        lines = [f"  {'.'.join(str(x) for x in err['loc']) or '(top)'}: {err['msg']}" for err in e.errors()]
+        raise UserError(f"invalid configuration ({source}):\n" + "\n".join(lines)) from None

@@ -1,0 +1,172 @@
+"""Where candidates are evaluated. One interface; the implementation is Ray: a local cluster
+by default, or any cluster by address. A worker that hangs is replaced and the candidate it
+hung on gets a timeout verdict. A worker that dies (its process or its node lost) is replaced
+and its candidates go back to the queue: the controller gives up on one, with a crash verdict,
+the second time it is in flight on a worker that dies (never a blind retry loop)."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.verdict import Outcome, Stage, Verdict
+
+
+@dataclass(frozen=True)
+class Job:
+    program_id: int
+    source: str
+    descriptors: dict[str, float]
+    island: int
+
+
+@dataclass(frozen=True)
+class Result:
+    job: Job
+    verdict: Verdict | None  # None: not judged, put it back in the queue
+    worker: str = ""
+
+
+class Executor(ABC):
+    @property
+    @abstractmethod
+    def capacity(self) -> int:
+        """How many jobs may be in flight at once."""
+
+    @abstractmethod
+    def submit(self, job: Job) -> None: ...
+
+    @abstractmethod
+    def results(self, timeout: float) -> list[Result]:
+        """Finished jobs, waiting at most ``timeout`` seconds for the first."""
+
+    @abstractmethod
+    def in_flight(self) -> int: ...
+
+    @abstractmethod
+    def describe(self) -> str: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+def failure(outcome: Outcome, reason: str, mode: str) -> Verdict:
+    return Verdict(outcome, Stage.COMPILE, reason, mode)
+
+
+@dataclass
+class _Slot:
+    actor: Any
+    name: str
+    jobs: dict[Any, tuple[Job, float]] = field(default_factory=dict)  # ref -> (job, started)
+
+
+class RayExecutor(Executor):
+    def __init__(self, task: str, *, simulate: bool, workers: int | None, per_worker: int | None,
+                 ray_address: str | None, check_options: dict[str, Any], job_timeout_s: float) -> None:
+        import ray
+
+        from evolve.errors import UserError
+
+        self._ray = ray
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"address": ray_address, "include_dashboard": False,
+                                      "logging_level": "ERROR", "log_to_driver": False, "namespace": "evolve"}
+            if ray_address is None:
+                kwargs["object_store_memory"] = 256 << 20
+            ray.init(**kwargs)
+        resources = ray.cluster_resources()
+        if simulate:
+            need = {"num_cpus": 1}
+            default_workers = max(1, int(resources.get("CPU", 1)))
+        else:
+            need = {"num_gpus": 1, "num_cpus": 1}
+            default_workers = int(resources.get("GPU", 0))
+            if default_workers == 0:
+                raise UserError("the Ray cluster has no GPU: run on a GPU machine, join a cluster with "
+                                "--ray-address, or use --simulate")
+        self.simulate = simulate
+        self._mode = "simulated" if simulate else "gpu"
+        self._per_worker = per_worker or (1 if simulate else 4)
+        self._timeout = job_timeout_s
+        self._remote = ray.remote(**need)(_worker_class())
+        self._args = (task, simulate, check_options)
+        self._slots = [self._spawn(i) for i in range(workers or default_workers)]
+        self._spawned = len(self._slots)
+
+    def _spawn(self, i: int) -> _Slot:
+        actor = self._remote.options(max_concurrency=self._per_worker, max_restarts=0).remote(*self._args)
+        return _Slot(actor, f"worker-{i}")
+
+    @property
+    def capacity(self) -> int:
+        return len(self._slots) * self._per_worker
+
+    def in_flight(self) -> int:
+        return sum(len(s.jobs) for s in self._slots)
+
+    def describe(self) -> str:
+        infos = self._ray.get([s.actor.info.remote() for s in self._slots])
+        devices = sorted({i["device"] for i in infos})
+        return f"{len(infos)} worker(s) x {self._per_worker} at once on {', '.join(devices)}"
+
+    def submit(self, job: Job) -> None:
+        slot = min(self._slots, key=lambda s: len(s.jobs))
+        ref = slot.actor.evaluate.remote(job.source, job.descriptors)
+        slot.jobs[ref] = (job, time.monotonic())
+
+    def _replace(self, slot: _Slot) -> None:
+        try:
+            self._ray.kill(slot.actor)
+        except Exception:
+            pass
+        fresh = self._spawn(self._spawned)
+        self._spawned += 1
+        self._slots[self._slots.index(slot)] = fresh
+
+    def results(self, timeout: float) -> list[Result]:
+        refs = [r for s in self._slots for r in s.jobs]
+        if not refs:
+            time.sleep(min(timeout, 0.05))
+            return []
+        ready, _ = self._ray.wait(refs, num_returns=len(refs), timeout=timeout)
+        out: list[Result] = []
+        ready_set = set(ready)
+        for slot in list(self._slots):
+            dead = False
+            for ref in [r for r in slot.jobs if r in ready_set]:
+                try:
+                    verdict = Verdict.from_dict(self._ray.get(ref))
+                except self._ray.exceptions.RayActorError:
+                    dead = True  # a lost worker or node: everything it held goes back to the queue
+                    continue
+                except self._ray.exceptions.RayError as e:
+                    verdict = failure(Outcome.ERROR, f"evaluation failed in Ray: {e}", self._mode)
+                job, _ = slot.jobs.pop(ref)
+                out.append(Result(job, verdict, slot.name))
+            now = time.monotonic()
+            hung = [ref for ref, (_, started) in slot.jobs.items() if now - started > self._timeout]
+            if hung or dead:
+                for ref, (job, _) in slot.jobs.items():
+                    verdict = (failure(Outcome.TIMEOUT, f"the worker judging it hung for over {self._timeout:g} s",
+                                       self._mode) if ref in hung else None)
+                    out.append(Result(job, verdict, slot.name))
+                slot.jobs.clear()
+                self._replace(slot)
+        return out
+
+    def close(self) -> None:
+        for slot in self._slots:
+            try:
+                self._ray.kill(slot.actor)
+            except Exception:
+                pass
+        self._ray.shutdown()
+
+
+def _worker_class() -> type:
+    from evolve.worker import EvalWorker
+
+    return EvalWorker

@@ -1,0 +1,48 @@
+"""The variation-operator interface: every way of making a candidate (parameter mutation,
+recombination, an LLM's edit) is one small plug-in behind it."""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Parent:
+    """A program an operator may build on, with what is known of how it did."""
+
+    program_id: int
+    source: str
+    fitness: float | None = None
+    descriptors: dict[str, float] = field(default_factory=dict)
+    evaluation: dict[str, Any] | None = None  # the latest verdict, as a dict
+
+
+@dataclass(frozen=True)
+class Proposal:
+    source: str
+    parents: list[int]
+    operator: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    """What an operator is given: its parents (``arity`` of them), a few other elites for
+    inspiration, and a random generator it must use for every choice (runs are reproducible)."""
+
+    parents: list[Parent]
+    inspirations: list[Parent]
+    rng: random.Random
+    task: str = "mha_fwd"
+
+
+class Operator(ABC):
+    name: ClassVar[str]
+    arity: ClassVar[int] = 1  # parents it needs
+
+    @abstractmethod
+    async def propose(self, ctx: Context) -> Proposal | None:
+        """A new candidate, or None when this operator has nothing to offer for these parents."""

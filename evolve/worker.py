@@ -1,0 +1,32 @@
+"""An evaluation worker: one per GPU (or, simulated, per CPU), run as a Ray actor. It judges
+candidates through the harness, each in a disposable sandbox process, several at a time
+(compiles overlap; timing takes the GPU alone)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from harness.checker import CheckOptions, Checker
+from harness.cost_model import simulated_timings
+from harness.device import detect
+from harness.verdict import Outcome
+
+
+class EvalWorker:
+    def __init__(self, task: str, simulate: bool, options: dict[str, Any]) -> None:
+        self.simulate = simulate
+        self.checker = Checker(task, CheckOptions(**options), detect(force_interpreter=simulate))
+
+    def info(self) -> dict[str, Any]:
+        return {"device": self.checker.platform.name, "mode": "simulated" if self.simulate else self.checker.platform.mode,
+                "host": socket.gethostname(), "pid": os.getpid()}
+
+    def evaluate(self, source: str, descriptors: dict[str, float]) -> dict[str, Any]:
+        verdict = self.checker.check(source)
+        if self.simulate:
+            verdict.mode = "simulated"
+            if verdict.outcome is Outcome.PASSED:
+                verdict.timings = simulated_timings(self.checker.task, descriptors)
+        return verdict.to_dict()
