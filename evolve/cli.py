@@ -19,6 +19,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """Evolve faster Triton attention kernels."""
+
+
 def _register() -> None:
     from evolve.commands import check
 

@@ -1,0 +1,1 @@
+"""One module per ``evolve`` command; each exposes ``register(app)``."""
