@@ -75,6 +75,7 @@ def rejected(stage: Stage = Stage.SWEEP, reason: str = "rel err 0.31 > 0.01 on t
 class Populated:
     run: int
     seed: int
+    child: int
     best: int
     crossover: int
     failed: int
@@ -99,4 +100,4 @@ def populate(archive: Archive) -> Populated:
     failed, _ = archive.add_program(run, kernel(4), parents=[child], operator="mutate", generation=2)
     archive.add_evaluation(failed, rejected(), key="e-failed", simulated=False)
     pending, _ = archive.add_program(run, kernel(5), parents=[best], operator="mutate", generation=3)
-    return Populated(run, seed, best, crossover, failed, pending)
+    return Populated(run, seed, child, best, crossover, failed, pending)
