@@ -138,15 +138,16 @@ class Program(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
-    source: Mapped[str] = mapped_column(Text)
     content_hash: Mapped[str] = mapped_column(String(64))
     code_hash: Mapped[str] = mapped_column(String(64))
     operator: Mapped[str] = mapped_column(String(64))
     generation: Mapped[int]
     island: Mapped[int]
     state: Mapped[ProgramState] = mapped_column(_archive_enum(ProgramState, "program_state"))
-    meta: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    meta: Mapped[dict[str, Any] | None]
+    # Large text last: SQLite reads a row's columns in order, through overflow pages.
+    source: Mapped[str] = mapped_column(Text)
 
 
 class ProgramParent(Base):
@@ -171,9 +172,15 @@ class Descriptor(Base):
 
 class Evaluation(Base):
     __tablename__ = "evaluations"
+    __table_args__ = (
+        # Ranking a run's passed evaluations walks this index instead of the run's programs.
+        Index(None, "run_id", "passed", "fitness"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)
+    # The program's run, copied (programs never change runs) so run-wide queries need no join.
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
     # Chosen by the caller, so a re-delivered result is recognised instead of stored twice.
     key: Mapped[str] = mapped_column(String(200), unique=True)
     outcome: Mapped[Outcome] = mapped_column(_harness_enum(Outcome))
@@ -189,9 +196,9 @@ class Evaluation(Base):
     torch_version: Mapped[str] = mapped_column(String(64))
     triton_version: Mapped[str] = mapped_column(String(64))
     duration_s: Mapped[float]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sandbox: Mapped[list[str]]
     log: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ShapeResultRow(Base):

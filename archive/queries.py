@@ -99,10 +99,9 @@ def list_runs(session: Session) -> list[RunSummary]:
         .subquery()
     )
     best = (
-        select(Program.run_id, func.max(Evaluation.fitness).label("best"))
-        .join(Evaluation, Evaluation.program_id == Program.id)
+        select(Evaluation.run_id, func.max(Evaluation.fitness).label("best"))
         .where(Evaluation.passed)
-        .group_by(Program.run_id)
+        .group_by(Evaluation.run_id)
         .subquery()
     )
     rows = session.execute(
@@ -250,26 +249,31 @@ def get_program(session: Session, program_id: int) -> ProgramInfo:
 
 def top(session: Session, run_id: int, n: int, *, measured_only: bool) -> list[TopEntry]:
     run_row(session, run_id)
-    # Each program's best passed evaluation, then the best programs.
     ranked = (
-        select(
-            Evaluation.id,
-            func.row_number()
-            .over(partition_by=Evaluation.program_id, order_by=(Evaluation.fitness.desc(), Evaluation.id))
-            .label("rank"),
-        )
-        .join(Program, Program.id == Evaluation.program_id)
-        .where(Program.run_id == run_id, Evaluation.passed, Evaluation.fitness.is_not(None))
+        select(Evaluation.id, Evaluation.program_id)
+        .where(Evaluation.run_id == run_id, Evaluation.passed, Evaluation.fitness.is_not(None))
+        .order_by(Evaluation.fitness.desc(), Evaluation.id)
     )
     if measured_only:
         ranked = ranked.where(Evaluation.simulated.is_(False))
-    best = ranked.subquery()
-    rows = session.execute(
+    # Walk the ranking index down until n distinct programs are seen (a program evaluated
+    # several times counts once, at its best): O(n) rows, not the whole run.
+    window = 2 * n
+    while True:
+        rows = session.execute(ranked.limit(window)).all()
+        best: dict[int, int] = {}  # program -> its best evaluation
+        for evaluation_id, program_id in rows:
+            best.setdefault(program_id, evaluation_id)
+            if len(best) == n:
+                break
+        if len(best) == n or len(rows) < window:
+            break
+        window *= 4
+    found = session.execute(
         select(Evaluation, Program.operator, Program.generation, Program.island)
-        .join(best, and_(best.c.id == Evaluation.id, best.c.rank == 1))
         .join(Program, Program.id == Evaluation.program_id)
+        .where(Evaluation.id.in_(best.values()))
         .order_by(Evaluation.fitness.desc(), Evaluation.id)
-        .limit(n)
     )
     return [
         TopEntry(
@@ -283,7 +287,7 @@ def top(session: Session, run_id: int, n: int, *, measured_only: bool) -> list[T
             simulated=e.simulated,
             device=e.device,
         )
-        for e, operator, generation, island in rows
+        for e, operator, generation, island in found
     ]
 
 
@@ -299,8 +303,7 @@ def best_per_case(session: Session, run_id: int) -> list[CaseBest]:
             .label("rank"),
         )
         .join(Evaluation, Evaluation.id == TimingRow.evaluation_id)
-        .join(Program, Program.id == Evaluation.program_id)
-        .where(Program.run_id == run_id, Evaluation.passed, Evaluation.simulated.is_(False))
+        .where(Evaluation.run_id == run_id, Evaluation.passed, Evaluation.simulated.is_(False))
         .subquery()
     )
     rows = session.execute(
@@ -484,17 +487,12 @@ def stats(session: Session, run_id: int) -> RunStats:
     ).one()
     outcome_rows = session.execute(
         select(Evaluation.outcome, func.count(), func.max(Evaluation.created_at))
-        .join(Program, Program.id == Evaluation.program_id)
-        .where(Program.run_id == run_id)
+        .where(Evaluation.run_id == run_id)
         .group_by(Evaluation.outcome)
     ).all()
     by_outcome = {str(outcome): count for outcome, count, _ in outcome_rows}
     n_evaluations = sum(by_outcome.values())
-    best = session.scalar(
-        select(func.max(Evaluation.fitness))
-        .join(Program, Program.id == Evaluation.program_id)
-        .where(Program.run_id == run_id, Evaluation.passed)
-    )
+    best = session.scalar(select(func.max(Evaluation.fitness)).where(Evaluation.run_id == run_id, Evaluation.passed))
     n_cells, qd_score = session.execute(
         select(func.count(), func.coalesce(func.sum(Cell.fitness), 0.0)).where(Cell.run_id == run_id)
     ).one()
@@ -525,8 +523,7 @@ def failures(session: Session, run_id: int) -> list[FailureGroup]:
     count = func.count().label("count")
     rows = session.execute(
         select(Evaluation.outcome, Evaluation.stage, Evaluation.reason, count, func.min(Evaluation.program_id))
-        .join(Program, Program.id == Evaluation.program_id)
-        .where(Program.run_id == run_id, Evaluation.passed.is_(False))
+        .where(Evaluation.run_id == run_id, Evaluation.passed.is_(False))
         .group_by(Evaluation.outcome, Evaluation.stage, Evaluation.reason)
         .order_by(count.desc(), Evaluation.stage, Evaluation.reason)
     )

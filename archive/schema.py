@@ -8,6 +8,7 @@ archive do not race to create the same tables.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +46,14 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+@functools.cache
+def _scripts(location: Path) -> ScriptDirectory:
+    # Parsing every revision file costs milliseconds; once per process (and location) is enough.
+    return ScriptDirectory(str(location))
+
+
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = _scripts(MIGRATIONS).get_current_head()
     assert head is not None, "the archive ships no migrations"
     return head
 
@@ -56,8 +63,7 @@ def current_revision(connection: Connection) -> str | None:
 
 
 def _refuse_unknown(revision: str | None, where: str) -> None:
-    script = ScriptDirectory.from_config(alembic_config())
-    known = {r.revision for r in script.walk_revisions()}
+    known = {r.revision for r in _scripts(MIGRATIONS).walk_revisions()}
     if revision is not None and revision not in known:
         raise ArchiveError(
             f"the archive at {where} has schema revision {revision}, newer than this version of "

@@ -178,6 +178,7 @@ def add_evaluation(
         _insert(session, Evaluation)
         .values(
             program_id=program_id,
+            run_id=program.run_id,
             key=key,
             outcome=verdict.outcome,
             stage=verdict.stage,

@@ -75,15 +75,15 @@ def upgrade() -> None:
         "programs",
         _id(),
         sa.Column("run_id", sa.Integer(), nullable=False),
-        sa.Column("source", sa.Text(), nullable=False),
         sa.Column("content_hash", sa.String(64), nullable=False),
         sa.Column("code_hash", sa.String(64), nullable=False),
         sa.Column("operator", sa.String(64), nullable=False),
         sa.Column("generation", sa.Integer(), nullable=False),
         sa.Column("island", sa.Integer(), nullable=False),
         sa.Column("state", _enum("program_state", "pending", "evaluating", "evaluated"), nullable=False),
-        sa.Column("meta", sa.JSON(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("meta", sa.JSON(), nullable=True),
+        sa.Column("source", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name=op.f("fk_programs_run_id_runs")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_programs")),
         sa.UniqueConstraint("run_id", "code_hash", name=op.f("uq_programs_run_id_code_hash")),
@@ -113,6 +113,7 @@ def upgrade() -> None:
         "evaluations",
         _id(),
         sa.Column("program_id", sa.Integer(), nullable=False),
+        sa.Column("run_id", sa.Integer(), nullable=False),
         sa.Column("key", sa.String(200), nullable=False),
         sa.Column(
             "outcome", _harness_enum("outcome", "passed", "rejected", "crashed", "timeout", "error"), nullable=False
@@ -134,14 +135,16 @@ def upgrade() -> None:
         sa.Column("torch_version", sa.String(64), nullable=False),
         sa.Column("triton_version", sa.String(64), nullable=False),
         sa.Column("duration_s", sa.Double(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("sandbox", sa.JSON(), nullable=False),
         sa.Column("log", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(["program_id"], ["programs.id"], name=op.f("fk_evaluations_program_id_programs")),
+        sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name=op.f("fk_evaluations_run_id_runs")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_evaluations")),
         sa.UniqueConstraint("key", name=op.f("uq_evaluations_key")),
     )
     op.create_index(op.f("ix_evaluations_program_id"), "evaluations", ["program_id"])
+    op.create_index(op.f("ix_evaluations_run_id_passed_fitness"), "evaluations", ["run_id", "passed", "fitness"])
     op.create_table(
         "llm_calls",
         _id(),
