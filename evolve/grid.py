@@ -2,7 +2,8 @@
 
 Fixed ranges (cell bounds never drift mid-run, unlike binning by running min/max); the
 archive database stays the source of truth and the grid is rebuilt from its cells on resume.
-Islands are separate grids that share one cell numbering: cell = island · cells + index.
+Islands are separate grids that share one cell numbering: cell = island · cells + index, and
+the island is a cell's last coordinate.
 """
 
 from __future__ import annotations
@@ -47,10 +48,10 @@ class KernelGrid:
         ]
         self.cells_per_island = int(np.prod([a[1] for a in AXES]))
 
-    @staticmethod
-    def config() -> dict[str, Any]:
+    def config(self) -> dict[str, Any]:
         """The grid's axes as stored in a run's configuration, for browsing tools."""
-        return {"dims": [{"name": "island", "labels": []}] + [{"name": n, "labels": labels} for n, _, _, labels in AXES]}
+        islands = {"name": "island", "labels": [str(i) for i in range(self.islands)]}
+        return {"dims": [{"name": n, "labels": labels} for n, _, _, labels in AXES] + [islands]}
 
     def _measures(self, descriptors: dict[str, float]) -> np.ndarray:
         return np.array([descriptors[name] for name, *_ in AXES], dtype=np.float64)
@@ -58,7 +59,7 @@ class KernelGrid:
     def cell_of(self, island: int, descriptors: dict[str, float]) -> tuple[int, list[int]]:
         grid = self._grids[island]
         index = int(grid.index_of_single(self._measures(descriptors)))
-        coords = [island] + [int(c) for c in grid.int_to_grid_index([index])[0]]
+        coords = [int(c) for c in grid.int_to_grid_index([index])[0]] + [island]
         return island * self.cells_per_island + index, coords
 
     def insert(self, island: int, program_id: int, fitness: float, descriptors: dict[str, float]) -> Insertion:

@@ -84,6 +84,8 @@ class Search:
         self._stop = False
         self._force = False
         self._seed_failure: str | None = None
+        self._empty_proposals = 0
+        self._exhausted = False
         self.progress = Progress(run_id=0)
         self._prior_s = 0.0
         self._session_start = time.monotonic()
@@ -94,7 +96,7 @@ class Search:
         was in flight). Returns the run id."""
         if self._resume is None:
             config = self.cfg.model_dump(mode="json")
-            config["grid"] = KernelGrid.config()
+            config["grid"] = self.grid.config()
             run_id = self.archive.create_run(self.cfg.task, config, simulated=self.cfg.simulate,
                                              budget=self.cfg.budget.model_dump())
             seed_source = (self.cfg.seed_kernel or self.task.seed_path()).read_text()
@@ -107,7 +109,7 @@ class Search:
             self.archive.set_run_status(run_id, "running")
             for cell in self.archive.cells(run_id):
                 known = self._load(cell.program_id)
-                self.grid.insert(cell.coords[0], cell.program_id, cell.fitness, known.descriptors)
+                self.grid.insert(cell.coords[-1], cell.program_id, cell.fitness, known.descriptors)
             self.archive.add_event(run_id, "resumed", "search resumed")
         for pid in self.archive.pending_programs(run_id):
             info = self.archive.get_program(pid)
@@ -156,7 +158,13 @@ class Search:
                     proposing.discard(task)
                     job = task.result()
                     if job is not None:
+                        self._empty_proposals = 0
                         self._submit(job)
+                    else:
+                        self._empty_proposals += 1
+                if self._empty_proposals >= 25 and self.executor.in_flight() == 0 and not self._queue:
+                    self._exhausted = True
+                    break
                 await asyncio.sleep(0)
                 now = time.monotonic()
                 if now - last_spend > 5:  # wall time survives a kill -9 to within seconds
@@ -174,9 +182,11 @@ class Search:
             self.archive.add_event(run_id, "error", self._seed_failure)
             raise SearchFailed(self._seed_failure)
         self.progress.status = "stopped" if self._stop else "finished"
+        message = f"{self.progress.evaluated} candidates evaluated"
+        if self._exhausted:
+            message += "; the operators found no new candidate in 500 tries: the space they reach is exhausted"
         self.archive.set_run_status(run_id, self.progress.status)
-        self.archive.add_event(run_id, self.progress.status, f"{self.progress.evaluated} candidates evaluated",
-                               {"best_fitness": self.progress.best_fitness})
+        self.archive.add_event(run_id, self.progress.status, message, {"best_fitness": self.progress.best_fitness})
         self.on_progress(self.progress)
         return self.progress
 

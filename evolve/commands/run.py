@@ -117,12 +117,18 @@ def _install_stop(search: Any) -> None:
 
 
 def _setup_logging(log_file: Path | None, quiet: bool) -> None:
+    """Progress lines and events go to stderr when quiet and to the log file if given."""
+    logger = logging.getLogger("evolve")
+    logger.setLevel(logging.INFO)
+    fmt = logging.Formatter("%(asctime)s %(message)s")
     handlers: list[logging.Handler] = []
     if quiet:
         handlers.append(logging.StreamHandler(sys.stderr))
     if log_file is not None:
         handlers.append(logging.FileHandler(log_file))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", handlers=handlers or [logging.NullHandler()])
+    for h in handlers:
+        h.setFormatter(fmt)
+        logger.addHandler(h)
 
 
 def status(
