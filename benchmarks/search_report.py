@@ -1,0 +1,89 @@
+"""Summarize a search run from its archive: throughput, the best kernel and the seed as the
+search measured them, shape by shape; writes the best kernel's source for a side-by-side
+re-measurement with benchmarks/attention.py.
+
+    python benchmarks/search_report.py --db search.db --run 1 --out benchmarks/results/search-h100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from archive import Archive  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--db", required=True)
+    ap.add_argument("--run", type=int, required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--best-source", help="write the best kernel's source here")
+    args = ap.parse_args()
+    with Archive.open(args.db, create=False) as a:
+        run = a.get_run(args.run)
+        stats = a.stats(args.run)
+        top = a.top(args.run, 5)
+        seed_id = 1 if a.get_program(1).run_id == args.run else None
+        best = a.get_program(top[0].program_id)
+        seed = a.get_program(seed_id) if seed_id else None
+        gens = a.generation_stats(args.run)
+        events = a.events(args.run)
+    hours = run.spend.seconds / 3600
+    ev = best.latest_evaluation
+    seed_ev = seed.latest_evaluation if seed else None
+    shapes = []
+    for t in ev.timings:
+        s = next((x for x in (seed_ev.timings if seed_ev else []) if x.label == t.label), None)
+        label = f"D{t.shape['head_dim']} N{t.shape['seq']}{' causal' if t.shape['causal'] else ''}"
+        shapes.append({"shape": label, "best_tflops": t.tflops, "seed_tflops": s.tflops if s else None,
+                       "baseline": t.baseline_backend, "baseline_tflops": t.baseline_tflops})
+    report = {
+        "run": args.run, "task": run.task, "simulated": run.simulated, "device": ev.device,
+        "torch": ev.torch_version, "triton": ev.triton_version, "wall_s": run.spend.seconds,
+        "evaluations": stats.evaluations, "by_outcome": stats.by_outcome, "pending": stats.pending,
+        "fully_evaluated_per_gpu_hour": stats.evaluations / hours if hours else None,
+        "cells": stats.cells, "coverage": stats.coverage, "qd_score": stats.qd_score,
+        "best": {"program": best.id, "operator": best.operator, "generation": best.generation,
+                 "fitness": ev.fitness, "tflops": ev.tflops},
+        "seed": {"program": seed.id, "fitness": seed_ev.fitness, "tflops": seed_ev.tflops} if seed_ev else None,
+        "top5": [{"program": t.program_id, "fitness": t.fitness, "tflops": t.tflops, "operator": t.operator} for t in top],
+        "generations": [{"generation": g.generation, "evaluated": g.evaluated, "coverage": g.coverage,
+                         "best": g.best_fitness} for g in gens],
+        "events": [{"kind": e.kind, "message": e.message, "at": e.created_at.isoformat()} for e in events],
+        "per_shape_in_search": shapes,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1))
+    lines = [
+        f"Search run {args.run} ({'simulated' if run.simulated else 'measured'}) on {ev.device}; torch {ev.torch_version}, "
+        f"triton {ev.triton_version}.", "",
+        f"- wall time {run.spend.seconds / 60:.1f} min (resumed across device calls: "
+        f"{sum(e.kind == 'resumed' for e in events)} resume(s)); {stats.evaluations} candidates fully evaluated "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(stats.by_outcome.items()))}); "
+        f"**{report['fully_evaluated_per_gpu_hour']:.0f} per GPU-hour** on one GPU",
+        f"- grid: {stats.cells} cells filled, QD-score {stats.qd_score:.2f}",
+        f"- best: program {best.id} ({best.operator}, generation {best.generation}), fitness {ev.fitness:.3f} "
+        f"(geometric-mean speedup vs SDPA's best backend), mean {ev.tflops:.0f} TFLOP/s",
+    ]
+    if seed_ev:
+        lines.append(f"- seed: fitness {seed_ev.fitness:.3f}, mean {seed_ev.tflops:.0f} TFLOP/s")
+    lines += ["", "As measured inside the search (each in its own check):", "",
+              "| shape | seed TFLOP/s | best TFLOP/s | baseline | baseline TFLOP/s |", "|---|---|---|---|---|"]
+    for s in shapes:
+        seed_tf = f"{s['seed_tflops']:.0f}" if s["seed_tflops"] else "-"
+        lines.append(f"| {s['shape']} | {seed_tf} | {s['best_tflops']:.0f} | {s['baseline']} | {s['baseline_tflops']:.0f} |")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    if args.best_source:
+        Path(args.best_source).write_text(best.source)
+
+
+if __name__ == "__main__":
+    main()
