@@ -58,6 +58,7 @@ class _State:
     results: list[ShapeResult] = field(default_factory=list)
     timings: list[Timing] = field(default_factory=list)
     tags: int = 0
+    compiled: set[str] = field(default_factory=set)
 
 
 class Checker:
@@ -179,6 +180,11 @@ class Checker:
         back: Any = "full" if numel <= 1 << 22 else {"seed": rng.getrandbits(31), "count": 1 << 16}
         req = {"op": "run", "tag": f"t{st.tags}", "case": case, "seed": seed, "repeat": repeat,
                "refill_seed": refill_seed, "inputs_back": back}
+        variant = self.task.variant(case)
+        if variant not in st.compiled:  # JIT compilation is CPU work: keep it out of the GPU lock
+            self._raise_on_failure(sb.request({"op": "warm", "case": case, "seed": rng.getrandbits(31)}, timeout),
+                                   st, trial.label, sb)
+            st.compiled.add(variant)
         with self.gpu.shared():
             resp = sb.request(req, timeout)
         self._raise_on_failure(resp, st, trial.label, sb)

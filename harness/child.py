@@ -156,6 +156,13 @@ class Runner:
         resp["inputs"] = self._send_inputs(inputs, req.get("inputs_back"), tag)
         return resp
 
+    def warm(self, req: dict[str, Any]) -> dict[str, Any]:
+        """One call on the case's inputs, so the compile happens outside the GPU lock."""
+        case = req["case"]
+        self._call(self.task.make_inputs(case, req["seed"], self.device), case)
+        self._sync()
+        return {"ok": True, "problems": list(self.guard.violations) + self._tampering()}
+
     def time(self, req: dict[str, Any]) -> dict[str, Any]:
         if self.bench is None:
             return {"ok": False, "kind": "error", "error": "timing needs a GPU"}
@@ -204,7 +211,7 @@ def serve(cfg: dict[str, Any], report: Report) -> None:
     name = torch.cuda.get_device_name() if runner.device == "cuda" else "cpu (triton interpreter)"
     chan.send({"hello": {"isolation": report.done, "missing": report.missing, "device_name": name,
                          "torch": torch.__version__, "triton": triton.__version__}})
-    ops = {"load": runner.load, "run": runner.run, "time": runner.time,
+    ops = {"load": runner.load, "warm": runner.warm, "run": runner.run, "time": runner.time,
            "prepare_batch": runner.prepare_batch, "run_batch": runner.run_batch}
     while True:
         req = chan.recv()

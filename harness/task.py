@@ -51,6 +51,10 @@ class Task(ABC):
         """Overwrite ``inputs`` in place (same storage) with the values ``make_inputs`` gives for ``seed``."""
 
     @abstractmethod
+    def variant(self, case: dict[str, Any]) -> str:
+        """What a kernel is compiled for in this case (cases with the same variant share binaries)."""
+
+    @abstractmethod
     def call(self, forward: Callable[..., Any], inputs: list[torch.Tensor], case: dict[str, Any]) -> Any:
         """Call a candidate's entry point on ``inputs``."""
 

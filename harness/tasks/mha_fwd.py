@@ -101,6 +101,9 @@ class MhaForward(Task):
             parts.append(f"v x{c['v_scale']:g}")
         return " ".join(parts)
 
+    def variant(self, c: dict[str, Any]) -> str:
+        return f"D{c['head_dim']} {c['dtype']}{' causal' if c['causal'] else ''}"
+
     def _values(self, c: dict[str, Any], seed: int, device: str) -> list[torch.Tensor]:
         shape = (c["batch"], c["heads"], c["seq"], c["head_dim"])
         g = torch.Generator(device=device).manual_seed(seed)
