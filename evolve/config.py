@@ -45,6 +45,8 @@ class Selection(_Strict):
 class Evaluation(_Strict):
     workers: int | None = Field(default=None, ge=1, description="evaluation workers; default: one per GPU")
     per_worker: int | None = Field(default=None, ge=1, description="candidates checked at once per worker")
+    gpu_model: str | None = Field(default=None, description="Ray accelerator type to run on (e.g. H100); "
+                                  "default: the one with most GPUs in the cluster, then fixed for the run")
     check_timeout_s: float = Field(default=600, gt=0)
     rep_ms: float = Field(default=80, gt=0)
     warmup_ms: float = Field(default=20, gt=0)

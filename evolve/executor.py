@@ -65,7 +65,8 @@ class _Slot:
 
 class RayExecutor(Executor):
     def __init__(self, task: str, *, simulate: bool, workers: int | None, per_worker: int | None,
-                 ray_address: str | None, check_options: dict[str, Any], job_timeout_s: float) -> None:
+                 ray_address: str | None, check_options: dict[str, Any], job_timeout_s: float,
+                 gpu_model: str | None = None) -> None:
         import ray
 
         from evolve.errors import UserError
@@ -78,15 +79,25 @@ class RayExecutor(Executor):
                 kwargs["object_store_memory"] = 256 << 20
             ray.init(**kwargs)
         resources = ray.cluster_resources()
+        self.gpu_model: str | None = None
+        # SPREAD: workers on as many nodes as possible, so losing a node costs few of them.
+        need: dict[str, Any] = {"num_cpus": 1, "scheduling_strategy": "SPREAD"}
         if simulate:
-            need = {"num_cpus": 1}
             default_workers = max(1, int(resources.get("CPU", 1)))
         else:
-            need = {"num_gpus": 1, "num_cpus": 1}
-            default_workers = int(resources.get("GPU", 0))
-            if default_workers == 0:
+            gpus = _gpus_by_model(ray.nodes())
+            if not gpus:
                 raise UserError("the Ray cluster has no GPU: run on a GPU machine, join a cluster with "
                                 "--ray-address, or use --simulate")
+            if gpu_model is not None and gpu_model not in gpus:
+                raise UserError(f"this run is timed on {gpu_model} GPUs, and the Ray cluster has none "
+                                f"(it has {', '.join(sorted(gpus))}): timings compare only within one GPU model")
+            # Timings compare only within one GPU model: a mixed cluster uses its largest group.
+            self.gpu_model = gpu_model or max(gpus, key=gpus.__getitem__)
+            need["num_gpus"] = 1
+            if self.gpu_model != "unknown":
+                need["accelerator_type"] = self.gpu_model
+            default_workers = gpus[self.gpu_model]
         self.simulate = simulate
         self._mode = "simulated" if simulate else "gpu"
         self._per_worker = per_worker or (1 if simulate else 4)
@@ -164,6 +175,18 @@ class RayExecutor(Executor):
             except Exception:
                 pass
         self._ray.shutdown()
+
+
+def _gpus_by_model(nodes: list[dict[str, Any]]) -> dict[str, int]:
+    """GPUs of the cluster's live nodes, by Ray accelerator type ("unknown" when Ray names none)."""
+    out: dict[str, int] = {}
+    for node in nodes:
+        res = node.get("Resources", {})
+        if not node.get("Alive") or not res.get("GPU"):
+            continue
+        model = next((k.split(":", 1)[1] for k in res if k.startswith("accelerator_type:")), "unknown")
+        out[model] = out.get(model, 0) + int(res["GPU"])
+    return out
 
 
 def _worker_class() -> type:

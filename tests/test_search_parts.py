@@ -130,3 +130,16 @@ def test_timing_waits_for_trials_and_trials_wait_for_a_waiting_timing() -> None:
     for th in (first, t, late):
         th.join()
     assert order == ["a start", "a end", "timing start", "timing end", "b start", "b end"]
+
+
+def test_workers_go_to_the_gpu_model_with_most_gpus_and_dead_nodes_do_not_count() -> None:
+    from evolve.executor import _gpus_by_model
+
+    nodes = [
+        {"Alive": True, "Resources": {"CPU": 32.0, "GPU": 4.0, "accelerator_type:H100": 1.0}},
+        {"Alive": True, "Resources": {"CPU": 32.0, "GPU": 2.0, "accelerator_type:A100": 1.0}},
+        {"Alive": False, "Resources": {"CPU": 32.0, "GPU": 8.0, "accelerator_type:A100": 1.0}},
+        {"Alive": True, "Resources": {"CPU": 8.0}},
+        {"Alive": True, "Resources": {"CPU": 8.0, "GPU": 1.0}},
+    ]
+    assert _gpus_by_model(nodes) == {"H100": 4, "A100": 2, "unknown": 1}

@@ -81,7 +81,9 @@ def run(
             cfg.task, simulate=cfg.simulate, workers=cfg.evaluation.workers, per_worker=cfg.evaluation.per_worker,
             ray_address=cfg.ray_address, job_timeout_s=cfg.evaluation.check_timeout_s + 120,
             check_options={"total_timeout_s": cfg.evaluation.check_timeout_s, "rep_ms": cfg.evaluation.rep_ms,
-                           "warmup_ms": cfg.evaluation.warmup_ms})
+                           "warmup_ms": cfg.evaluation.warmup_ms},
+            gpu_model=cfg.evaluation.gpu_model)
+        cfg.evaluation.gpu_model = executor.gpu_model  # stored with the run: a resume keeps to it
         operators = {name: BUILTIN[name]() for name in cfg.operators}
         search = Search(cfg, archive, executor, operators, resume=resume)
         run_id = search.open()
