@@ -20,8 +20,10 @@ class EvalWorker:
         self.checker = Checker(task, CheckOptions(**options), detect(force_interpreter=simulate))
 
     def info(self) -> dict[str, Any]:
+        import ray
+
         return {"device": self.checker.platform.name, "mode": "simulated" if self.simulate else self.checker.platform.mode,
-                "host": socket.gethostname(), "pid": os.getpid()}
+                "host": socket.gethostname(), "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
 
     def evaluate(self, source: str, descriptors: dict[str, float]) -> dict[str, Any]:
         verdict = self.checker.check(source)

@@ -39,3 +39,25 @@ def gpu_checker():
     from harness.checker import CheckOptions, Checker
 
     return Checker("mha_fwd", CheckOptions(load_timeout_s=60, request_timeout_s=120, total_timeout_s=600))
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh schema on the PostgreSQL server named by $EVOLVE_TEST_POSTGRES_URL."""
+    import os
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    server = os.environ["EVOLVE_TEST_POSTGRES_URL"]
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(server)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield make_url(server).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
