@@ -12,8 +12,9 @@ import importlib.util
 import json
 import platform
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import triton

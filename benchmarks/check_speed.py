@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.checker import CheckOptions, Checker  # noqa: E402
+from harness.checker import Checker, CheckOptions  # noqa: E402
 
 
 def main() -> None:

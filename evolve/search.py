@@ -13,8 +13,9 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from archive import Archive
 from evolve.config import RunConfig

@@ -8,7 +8,7 @@ import os
 import socket
 from typing import Any
 
-from harness.checker import CheckOptions, Checker
+from harness.checker import Checker, CheckOptions
 from harness.cost_model import simulated_timings
 from harness.device import detect
 from harness.verdict import Outcome

@@ -9,7 +9,7 @@ a candidate that monkeypatches ``torch.cuda.Event`` or ``triton.testing`` change
 from __future__ import annotations
 
 import statistics
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

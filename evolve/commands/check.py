@@ -26,7 +26,7 @@ def check(
     Without a GPU the kernels run in Triton's interpreter on small shapes and timing is
     skipped. Exit status: 0 passed, 1 rejected, 2 usage error.
     """
-    from harness.checker import CheckOptions, Checker
+    from harness.checker import Checker, CheckOptions
     from harness.task import task_names
 
     if task not in task_names():
