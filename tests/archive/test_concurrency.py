@@ -12,7 +12,6 @@ from collections import defaultdict
 from contextlib import closing
 from pathlib import Path
 
-import pytest
 from sqlalchemy.engine import make_url
 
 from archive import Archive, ProgramState
