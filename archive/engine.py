@@ -77,18 +77,21 @@ def _on_sqlite_begin(connection: Connection) -> None:
 def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite":
+    except ArgumentError:
+        raise ArchiveError(f"{url!r} is not a database URL or a file path") from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise ArchiveError(f"unsupported database {backend!r}; use a SQLite file or postgresql+psycopg://")
+    try:
+        if backend == "sqlite":
             # The driver's timeout is SQLite's busy timeout: how long a writer waits for the lock.
             engine = create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_S})
             event.listen(engine, "connect", _on_sqlite_connect)
             event.listen(engine, "begin", _on_sqlite_begin)
             return engine
         return create_engine(parsed, pool_pre_ping=True)
-    except ArgumentError:
-        raise ArchiveError(f"{url!r} is not a database URL or a file path") from None
-    except NoSuchModuleError:
-        raise ArchiveError(f"unsupported database URL {display_url(url)!r}; use sqlite:/// or postgresql+psycopg://") from None
-    except ModuleNotFoundError as e:
+    except (NoSuchModuleError, ModuleNotFoundError):
         raise ArchiveError(
-            f"the database driver {e.name!r} is not installed; for PostgreSQL: pip install 'kernel-evolve[postgres]'"
+            f"no driver for {parsed.drivername!r}; use postgresql+psycopg:// "
+            "(pip install 'kernel-evolve[postgres]')"
         ) from None

@@ -6,15 +6,16 @@ from __future__ import annotations
 import difflib
 import math
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, distinct, func, literal, select
+from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.orm import Session, aliased
 
 from harness.verdict import Outcome, Stage
 
 from archive.errors import ArchiveError
 from archive.grid import grid_spec
+from archive.hashing import code_hash
 from archive.models import (
     Cell,
     CellCoord,
@@ -50,7 +51,6 @@ from archive.records import (
     TimingInfo,
     TopEntry,
 )
-from archive.hashing import code_hash
 
 
 def run_row(session: Session, run_id: int) -> Run:
@@ -279,7 +279,7 @@ def top(session: Session, run_id: int, n: int, *, measured_only: bool) -> list[T
         TopEntry(
             program_id=e.program_id,
             evaluation_id=e.id,
-            fitness=e.fitness,
+            fitness=cast(float, e.fitness),  # ranked WHERE fitness IS NOT NULL
             tflops=e.tflops,
             operator=operator,
             generation=generation,
@@ -401,23 +401,23 @@ def grid(session: Session, run_id: int, x: str | None, y: str | None) -> GridVie
         raise ArchiveError(f"--x and --y are both {x_axis.name!r}; pick two dimensions")
 
     cx = aliased(CellCoord)
-    stmt = select(cx.value, func.max(Cell.fitness)).join(
-        cx, and_(cx.run_id == Cell.run_id, cx.cell_index == Cell.cell_index, cx.dim == x_axis.dim)
+    stmt = (
+        select(cx.value.label("x"), func.max(Cell.fitness).label("best"))
+        .join(cx, and_(cx.run_id == Cell.run_id, cx.cell_index == Cell.cell_index, cx.dim == x_axis.dim))
+        .where(Cell.run_id == run_id)
+        .group_by(cx.value)
     )
     if y_axis is not None:
         cy = aliased(CellCoord)
-        stmt = stmt.add_columns(cy.value).join(
-            cy, and_(cy.run_id == Cell.run_id, cy.cell_index == Cell.cell_index, cy.dim == y_axis.dim)
+        stmt = (
+            stmt.add_columns(cy.value.label("y"))
+            .join(cy, and_(cy.run_id == Cell.run_id, cy.cell_index == Cell.cell_index, cy.dim == y_axis.dim))
+            .group_by(cy.value)
         )
-        group = (cx.value, cy.value)
-    else:
-        group = (cx.value,)
     rows = len(y_axis.labels) if y_axis is not None else 1
     matrix: list[list[float | None]] = [[None] * len(x_axis.labels) for _ in range(rows)]
-    for row in session.execute(stmt.where(Cell.run_id == run_id).group_by(*group)):
-        xv, best = row[0], row[1]
-        yv = row[2] if y_axis is not None else 0
-        matrix[yv][xv] = best
+    for row in session.execute(stmt).mappings():
+        matrix[row.get("y", 0)][row["x"]] = row["best"]
     filled = session.scalar(select(func.count()).select_from(Cell).where(Cell.run_id == run_id)) or 0
     size = math.prod(len(a.labels) for a in axes)
     return GridView(run_id, x_axis, y_axis, tuple(tuple(r) for r in matrix), filled, size)

@@ -67,7 +67,8 @@ def _refuse_unknown(revision: str | None, where: str) -> None:
     if revision is not None and revision not in known:
         raise ArchiveError(
             f"the archive at {where} has schema revision {revision}, newer than this version of "
-            f"evolve knows (it knows up to {head_revision()}); upgrade evolve to open it"
+            f"evolve knows (it knows up to {head_revision()}); upgrade evolve to open it "
+            "(pip install -U kernel-evolve)"
         )
 
 

@@ -52,7 +52,8 @@ def _connect(url: str | None, *, create: bool) -> tuple[Engine, str, SchemaChang
         change = ensure_schema(engine, where, create=create)
     except DBAPIError as e:
         engine.dispose()
-        reason = str(e.orig).strip().splitlines()[0] if e.orig is not None else str(e)
+        lines = str(e.orig if e.orig is not None else e).strip().splitlines()
+        reason = lines[0] if lines else type(e.orig).__name__
         raise ArchiveError(f"cannot open the archive at {where}: {reason}", exit_code=1) from None
     except BaseException:
         engine.dispose()

@@ -123,10 +123,11 @@ def add_program(
     meta: dict[str, Any] | None,
 ) -> tuple[int, bool]:
     run_row(session, run_id)
-    known = set(session.scalars(select(Program.id).where(Program.id.in_(parents))))
-    for parent in parents:
-        if parent not in known:
-            raise ArchiveError(f"no program {parent}")
+    if parents:
+        known = set(session.scalars(select(Program.id).where(Program.id.in_(parents))))
+        for parent in parents:
+            if parent not in known:
+                raise ArchiveError(f"no program {parent}")
     normalized_hash = code_hash(source)
     stmt: Insert = (
         _insert(session, Program)

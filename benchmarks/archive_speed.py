@@ -38,7 +38,7 @@ from archive import Archive, code_hash  # noqa: E402
 from evolve.commands import archive as commands  # noqa: E402
 from harness.verdict import Outcome, ShapeResult, Stage, Timing, Verdict  # noqa: E402
 
-GRID = {
+GRID: dict[str, list[dict[str, Any]]] = {
     "dims": [
         {"name": "block_m", "labels": ["16", "32", "48", "64", "80", "96", "112", "128", "192", "256"]},
         {"name": "block_n", "labels": ["16", "32", "48", "64", "80", "96", "112", "128", "192", "256"]},
@@ -85,24 +85,27 @@ def kernel_source(i: int, rng: random.Random) -> str:
 
 
 def verdict_for(rng: random.Random) -> Verdict:
-    common = {"mode": "gpu", "device": "NVIDIA H100 80GB HBM3", "torch_version": "2.5.1", "triton_version": "3.2.0"}
     shapes = [
         ShapeResult(label=f"trial {j}", shape={"seq": 128 * (j + 1)}, rel_err=rng.uniform(0, 1e-3),
                     max_abs_err=rng.uniform(0, 1e-2), passed=True)
         for j in range(4)
     ]
+    verdict = Verdict(Outcome.PASSED, Stage.DONE, "", mode="gpu", device="NVIDIA H100 80GB HBM3",
+                      torch_version="2.5.1", triton_version="3.2.0", shape_results=shapes)
     if rng.random() < 0.75:
-        timings = []
         for shape in SHAPES:
             baseline = rng.uniform(0.5, 2.0)
             ms = baseline / rng.lognormvariate(0.0, 0.3)
-            timings.append(Timing(shape=shape, ms=ms, baseline_ms=baseline, baseline_backend="flash",
-                                  tflops=300 * baseline / ms, baseline_tflops=300.0))
-        return Verdict(Outcome.PASSED, Stage.DONE, "", shape_results=shapes, timings=timings,
-                       duration_s=rng.uniform(5, 30), log="ok\n" * 20, **common)
+            verdict.timings.append(Timing(shape=shape, ms=ms, baseline_ms=baseline, baseline_backend="flash",
+                                          tflops=300 * baseline / ms, baseline_tflops=300.0))
+        verdict.duration_s, verdict.log = rng.uniform(5, 30), "ok\n" * 20
+        return verdict
     outcome, stage, reason = rng.choice(FAILURES)
-    return Verdict(outcome, stage, reason.format(rng.choice(["B1 H2 N63 D64", "B2 H4 N111 D128"])),
-                   shape_results=shapes[:2], duration_s=rng.uniform(1, 10), log="error\n" * 200, **common)
+    verdict.outcome, verdict.stage = outcome, stage
+    verdict.reason = reason.format(rng.choice(["B1 H2 N63 D64", "B2 H4 N111 D128"]))
+    verdict.shape_results = shapes[:2]
+    verdict.duration_s, verdict.log = rng.uniform(1, 10), "error\n" * 200
+    return verdict
 
 
 def fill(archive: Archive, n: int, seed: int = 0) -> tuple[int, dict[str, float], int]:

@@ -149,7 +149,9 @@ def failures(run: RunId, db: Db = None, as_json: AsJson = False) -> None:
 @archive_app.command("import")
 def import_(
     file: Annotated[Path, typer.Argument(metavar="FILE", help="A kernel source file.", show_default=False)],
-    run: Annotated[int | None, typer.Option("--run", metavar="RUN", help="Add to this run [default: a new one].")] = None,
+    run: Annotated[
+        int | None, typer.Option("--run", metavar="RUN", help="Add to this run [default: a new one].")
+    ] = None,
     task: Annotated[str, typer.Option("--task", help="Task of the new run, when no --run is given.")] = "mha_fwd",
     db: Db = None,
     as_json: AsJson = False,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +26,11 @@ class Result:
     err: str
 
 
+Evolve = Callable[..., Result]
+
+
 @pytest.fixture
-def evolve(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+def evolve(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Evolve:
     """Run ``evolve ARGS...`` as a user would, through ``evolve.cli.main`` and its error edge."""
     monkeypatch.setenv("COLUMNS", "200")
 
@@ -50,7 +54,7 @@ def pop(archive: Archive) -> Populated:
     return populate(archive)
 
 
-def test_runs_lists_status_counts_and_best_speedup(evolve, archive_url: str, pop: Populated) -> None:
+def test_runs_lists_status_counts_and_best_speedup(evolve: Evolve, archive_url: str, pop: Populated) -> None:
     result = evolve("archive", "runs", "--db", archive_url)
     assert result.code == 0
     row = next(line for line in result.out.splitlines() if "mha_fwd (demo)" in line)
@@ -59,7 +63,7 @@ def test_runs_lists_status_counts_and_best_speedup(evolve, archive_url: str, pop
     assert (summary["programs"], summary["passed"], summary["failed"]) == (6, 4, 1)
 
 
-def test_top_lists_the_best_correct_kernels_first(evolve, archive_url: str, pop: Populated) -> None:
+def test_top_lists_the_best_correct_kernels_first(evolve: Evolve, archive_url: str, pop: Populated) -> None:
     result = evolve("archive", "top", pop.run, "-n", 2, "--db", archive_url)
     assert result.code == 0
     assert "2.000x" in result.out and "200.0" in result.out and "1.500x" in result.out
@@ -67,7 +71,9 @@ def test_top_lists_the_best_correct_kernels_first(evolve, archive_url: str, pop:
     assert [e["program_id"] for e in entries] == [pop.best, pop.child, pop.seed]
 
 
-def test_show_prints_source_verdict_shapes_timings_and_parents(evolve, archive_url: str, pop: Populated) -> None:
+def test_show_prints_source_verdict_shapes_timings_and_parents(
+    evolve: Evolve, archive_url: str, pop: Populated
+) -> None:
     result = evolve("archive", "show", pop.best, "--db", archive_url)
     assert result.code == 0
     for expected in ("def forward(q, k, v, causal, sm_scale)", "passed", "Per-shape results", "trial 1",
@@ -79,12 +85,12 @@ def test_show_prints_source_verdict_shapes_timings_and_parents(evolve, archive_u
     assert data["evaluations"][0]["timings"][0]["speedup"] == pytest.approx(2.0)
 
 
-def test_show_says_when_a_program_is_not_evaluated_yet(evolve, archive_url: str, pop: Populated) -> None:
+def test_show_says_when_a_program_is_not_evaluated_yet(evolve: Evolve, archive_url: str, pop: Populated) -> None:
     result = evolve("archive", "show", pop.pending, "--db", archive_url)
     assert result.code == 0 and "Not evaluated yet." in result.out
 
 
-def test_diff_prints_a_unified_diff(evolve, archive_url: str, pop: Populated) -> None:
+def test_diff_prints_a_unified_diff(evolve: Evolve, archive_url: str, pop: Populated) -> None:
     result = evolve("archive", "diff", pop.seed, pop.best, "--db", archive_url)
     assert result.code == 0
     assert f"--- program {pop.seed}" in result.out and "+    return q * 2 + k" in result.out
@@ -93,7 +99,9 @@ def test_diff_prints_a_unified_diff(evolve, archive_url: str, pop: Populated) ->
     assert data["diff"].startswith(f"--- program {pop.seed}")
 
 
-def test_lineage_draws_the_ancestry_with_operators_and_speedups(evolve, archive_url: str, pop: Populated) -> None:
+def test_lineage_draws_the_ancestry_with_operators_and_speedups(
+    evolve: Evolve, archive_url: str, pop: Populated
+) -> None:
     result = evolve("archive", "lineage", pop.crossover, "--db", archive_url)
     assert result.code == 0
     lines = [line for line in result.out.splitlines() if "program" in line]
@@ -106,7 +114,7 @@ def test_lineage_draws_the_ancestry_with_operators_and_speedups(evolve, archive_
     assert [s["operator"] for s in steps] == ["crossover", "mutate", "mutate", "seed"]
 
 
-def test_grid_draws_a_heatmap_with_the_configured_labels(evolve, archive_url: str, pop: Populated) -> None:
+def test_grid_draws_a_heatmap_with_the_configured_labels(evolve: Evolve, archive_url: str, pop: Populated) -> None:
     result = evolve("archive", "grid", pop.run, "--db", archive_url)
     assert result.code == 0
     assert "warps \\ block_m" in result.out and "3/12 cells filled" in result.out
@@ -118,14 +126,14 @@ def test_grid_draws_a_heatmap_with_the_configured_labels(evolve, archive_url: st
     assert view["fitness"] == [[1.0, 1.5, 2.0], [None, None, None]]
 
 
-def test_failures_groups_rejections_by_stage_and_reason(evolve, archive_url: str, pop: Populated) -> None:
+def test_failures_groups_rejections_by_stage_and_reason(evolve: Evolve, archive_url: str, pop: Populated) -> None:
     result = evolve("archive", "failures", pop.run, "--db", archive_url)
     assert result.code == 0 and "rel err 0.31 > 0.01 on trial 2" in result.out and "sweep" in result.out
     [group] = json.loads(evolve("archive", "failures", pop.run, "--db", archive_url, "--json").out)
     assert (group["count"], group["example_program_id"]) == (1, pop.failed)
 
 
-def test_import_adds_a_pending_program_to_a_run(evolve, archive: Archive, archive_url: str, pop: Populated,
+def test_import_adds_a_pending_program_to_a_run(evolve: Evolve, archive: Archive, archive_url: str, pop: Populated,
                                                 tmp_path: Path) -> None:
     file = tmp_path / "my_kernel.py"
     file.write_text(kernel(42))
@@ -140,7 +148,7 @@ def test_import_adds_a_pending_program_to_a_run(evolve, archive: Archive, archiv
     assert again.code == 0 and "already program" in again.out
 
 
-def test_import_without_a_run_starts_one_and_prints_its_id(evolve, tmp_path: Path) -> None:
+def test_import_without_a_run_starts_one_and_prints_its_id(evolve: Evolve, tmp_path: Path) -> None:
     file = tmp_path / "seed.py"
     file.write_text(kernel(1))
     db = tmp_path / "fresh.db"
@@ -151,7 +159,7 @@ def test_import_without_a_run_starts_one_and_prints_its_id(evolve, tmp_path: Pat
         assert archive.get_run(1).task == "mha_fwd" and archive.pending_programs(1) == [1]
 
 
-def test_upgrade_says_which_revision_the_archive_is_at(evolve, archive_url: str, pop: Populated) -> None:
+def test_upgrade_says_which_revision_the_archive_is_at(evolve: Evolve, archive_url: str, pop: Populated) -> None:
     result = evolve("archive", "upgrade", "--db", archive_url)
     assert result.code == 0 and "already at schema 0001" in result.out
     assert json.loads(evolve("archive", "upgrade", "--db", archive_url, "--json").out)["to"] == "0001"
@@ -171,7 +179,7 @@ def test_upgrade_says_which_revision_the_archive_is_at(evolve, archive_url: str,
         (("import", "missing.py", "--run", "99"), "no file missing.py"),
     ],
 )
-def test_bad_ids_and_files_fail_in_one_sentence(evolve, archive_url: str, pop: Populated, args: tuple[str, ...],
+def test_bad_ids_and_files_fail_in_one_sentence(evolve: Evolve, archive_url: str, pop: Populated, args: tuple[str, ...],
                                                 message: str) -> None:
     result = evolve("archive", *args, "--db", archive_url)
     assert result.code == 2
@@ -184,7 +192,7 @@ def test_bad_ids_and_files_fail_in_one_sentence(evolve, archive_url: str, pop: P
     "args", [("runs",), ("top", "1"), ("show", "1"), ("diff", "1", "2"), ("lineage", "1"), ("grid", "1"),
              ("failures", "1"), ("upgrade",)]
 )
-def test_every_browse_command_refuses_a_missing_archive(evolve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_every_browse_command_refuses_a_missing_archive(evolve: Evolve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                         args: tuple[str, ...]) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("EVOLVE_DB", raising=False)
@@ -194,7 +202,7 @@ def test_every_browse_command_refuses_a_missing_archive(evolve, tmp_path: Path, 
     assert not (tmp_path / "evolve.db").exists()
 
 
-def test_an_archive_from_a_newer_evolve_is_refused(evolve, archive_url: str, pop: Populated) -> None:
+def test_an_archive_from_a_newer_evolve_is_refused(evolve: Evolve, archive_url: str, pop: Populated) -> None:
     engine = create_engine(archive_url)
     with engine.begin() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = 'f00d'"))

@@ -12,7 +12,6 @@ from collections import defaultdict
 from contextlib import closing
 from pathlib import Path
 
-import pytest
 from sqlalchemy.engine import make_url
 
 from archive import Archive, ProgramState
@@ -23,6 +22,23 @@ from tests.archive.factories import kernel, passed
 WORKERS = 4
 PER_WORKER = 24
 SPAWN = multiprocessing.get_context("spawn")
+
+
+def test_workers_opening_a_fresh_archive_together_create_it_once(archive_url: str) -> None:
+    barrier, results = SPAWN.Barrier(WORKERS), SPAWN.Queue()
+    processes = [
+        SPAWN.Process(target=workers.open_and_start_a_run, args=(archive_url, w, barrier, results))
+        for w in range(WORKERS)
+    ]
+    for p in processes:
+        p.start()
+    runs = sorted(results.get(timeout=120) for _ in processes)
+    for p in processes:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    with Archive.open(archive_url, create=False) as archive:
+        assert sorted(r.id for r in archive.list_runs()) == runs
+        assert sorted(archive.config(r)["worker"] for r in runs) == list(range(WORKERS))
 
 
 def test_concurrent_writers_lose_nothing_and_duplicate_nothing(archive: Archive, archive_url: str) -> None:

@@ -84,7 +84,7 @@ def test_lineage_follows_first_parents_to_the_root(archive: Archive, pop: Popula
     assert [s.operator for s in steps] == ["crossover", "mutate", "mutate", "seed"]
     assert steps[0].parents == (pop.best, pop.seed)
     assert steps[-1].program_id == pop.seed and steps[-1].parents == ()
-    assert [s.fitness for s in steps] == [pytest.approx(1.2), pytest.approx(2.0), pytest.approx(1.5), pytest.approx(1.0)]
+    assert [s.fitness for s in steps] == pytest.approx([1.2, 2.0, 1.5, 1.0])
 
 
 def test_diff_is_a_unified_diff_labelled_by_program(archive: Archive, pop: Populated) -> None:

@@ -65,13 +65,17 @@ def test_generation_stats_are_replaced_when_a_generation_is_recorded_again(archi
 
 def test_llm_calls_are_kept_with_their_cost_and_summed_per_run(archive: Archive) -> None:
     run = archive.create_run("mha_fwd", {}, simulated=True)
-    common = {"model": "m", "purpose": "mutate", "prompt": "p", "latency_s": 1.0}
-    archive.add_llm_call(run, **common, response="r", prompt_tokens=100, completion_tokens=20, cost_usd=0.01, error=None)
-    archive.add_llm_call(run, **common, response=None, prompt_tokens=50, completion_tokens=0, cost_usd=0.0,
-                         error="rate limited")
-    archive.add_llm_call(None, **common, response="r", prompt_tokens=1, completion_tokens=1, cost_usd=9.0, error=None)
-    calls = archive.llm_calls(run)
-    assert [c.error for c in calls] == [None, "rate limited"]
+
+    def call(run_id: int | None, response: str | None, tokens: tuple[int, int], cost: float, error: str | None) -> int:
+        return archive.add_llm_call(
+            run_id, model="m", purpose="mutate", prompt="p", response=response, prompt_tokens=tokens[0],
+            completion_tokens=tokens[1], cost_usd=cost, latency_s=1.0, error=error,
+        )
+
+    call(run, "r", (100, 20), 0.01, None)
+    call(run, None, (50, 0), 0.0, "rate limited")
+    call(None, "r", (1, 1), 9.0, None)
+    assert [c.error for c in archive.llm_calls(run)] == [None, "rate limited"]
     assert archive.llm_spend(run) == (pytest.approx(0.01), 170)
     assert len(archive.llm_calls(None)) == 1
 

@@ -20,6 +20,12 @@ def fitness_of(k: int) -> float:
     return 1.0 + (k * 7 % 11) / 10
 
 
+def open_and_start_a_run(url: str, worker: int, barrier: Any, results: Any) -> None:
+    barrier.wait()
+    with Archive.open(url) as archive:
+        results.put(archive.create_run("mha_fwd", {"worker": worker}, simulated=True))
+
+
 def write_overlapping(url: str, run: int, seed: int, worker: int, items: list[int], barrier: Any, results: Any) -> None:
     """Insert programs ``items`` (other workers insert some of the same ones, reformatted), each
     with an evaluation under a key shared with those workers, a cell update and some spend."""

@@ -213,7 +213,9 @@ def upgrade() -> None:
         sa.Column("tflops", sa.Double(), nullable=False),
         sa.Column("baseline_tflops", sa.Double(), nullable=False),
         sa.Column("speedup", sa.Double(), nullable=False),
-        sa.ForeignKeyConstraint(["evaluation_id"], ["evaluations.id"], name=op.f("fk_timings_evaluation_id_evaluations")),
+        sa.ForeignKeyConstraint(
+            ["evaluation_id"], ["evaluations.id"], name=op.f("fk_timings_evaluation_id_evaluations")
+        ),
         sa.PrimaryKeyConstraint("evaluation_id", "position", name=op.f("pk_timings")),
     )
 
