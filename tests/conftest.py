@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -41,16 +43,14 @@ def gpu_checker():
     return Checker("mha_fwd", CheckOptions(load_timeout_s=60, request_timeout_s=120, total_timeout_s=600))
 
 
-@pytest.fixture
-def postgres_url():
-    """A fresh schema on the PostgreSQL server named by $EVOLVE_TEST_POSTGRES_URL."""
-    import os
+@contextmanager
+def fresh_postgres_schema(server: str) -> Iterator[str]:
+    """A URL for a new, empty schema on the PostgreSQL server ``server``, dropped afterwards."""
     import uuid
 
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    server = os.environ["EVOLVE_TEST_POSTGRES_URL"]
     schema = f"test_{uuid.uuid4().hex[:16]}"
     admin = create_engine(server)
     with admin.begin() as connection:
@@ -61,3 +61,12 @@ def postgres_url():
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh schema on the PostgreSQL server named by $EVOLVE_TEST_POSTGRES_URL."""
+    import os
+
+    with fresh_postgres_schema(os.environ["EVOLVE_TEST_POSTGRES_URL"]) as url:
+        yield url

@@ -5,14 +5,13 @@ each test gets a fresh database file or a fresh PostgreSQL schema."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from archive import Archive
+
+from ..conftest import fresh_postgres_schema
 
 PG_ENV = "EVOLVE_TEST_POSTGRES_URL"
 
@@ -34,18 +33,8 @@ def archive_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('archive') / 'evolve.db'}"
         return
-    server = os.environ[PG_ENV]
-    schema = f"test_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(server)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        url = make_url(server).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with fresh_postgres_schema(os.environ[PG_ENV]) as url:
+        yield url
 
 
 @pytest.fixture
