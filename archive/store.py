@@ -3,14 +3,16 @@ so a caller never holds a session and a crash never leaves half of a write behin
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from harness.verdict import Verdict
@@ -69,7 +71,15 @@ def upgrade_archive(url: str | None = None) -> SchemaChange:
 
 
 class Archive:
-    """Every run, program, evaluation, cell, LLM call and event of the project, in one database."""
+    """Every run, program, evaluation, cell, LLM call and event of the project, in one database.
+
+    Every method is retried while the database is unreachable (a server restart, a network
+    blip, a long-held SQLite lock), for up to ``outage_s`` seconds; the writes a retry could
+    repeat are idempotent, except spend, events and LLM calls, which a retry after a lost
+    acknowledgement may count twice.
+    """
+
+    outage_s: float = 120.0
 
     def __init__(self, engine: Engine, where: str) -> None:
         self._engine = engine
@@ -332,3 +342,27 @@ class Archive:
         """Evaluations that did not pass, grouped by outcome, stage and reason, most common first."""
         with self._read() as s:
             return queries.failures(s, run_id)
+
+
+def _outage_tolerant(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def retried(self: Archive, *args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + self.outage_s
+        delay = 0.2
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except (OperationalError, InterfaceError) as e:
+                if time.monotonic() + delay > deadline:
+                    first = str(e.orig if e.orig is not None else e).strip().splitlines()[:1]
+                    raise ArchiveError(f"the archive at {self.where} stayed unreachable for {self.outage_s:g} s: "
+                                       f"{first[0] if first else type(e).__name__}", exit_code=1) from None
+                time.sleep(delay)
+                delay = min(2 * delay, 5.0)
+
+    return retried
+
+
+for _name, _member in list(vars(Archive).items()):
+    if not _name.startswith("_") and _name not in {"open", "close"} and callable(_member):
+        setattr(Archive, _name, _outage_tolerant(_member))
