@@ -71,8 +71,9 @@ def _assert_verdict(verdict, expect: Expectation) -> None:  # type: ignore[no-un
     assert expect.reason in verdict.reason, verdict.reason
 
 
-@pytest.mark.parametrize("path", _runs("static"), ids=lambda p: p.stem)
-def test_adversarial_candidate_gets_its_verdict(path: Path, checker: Checker, monkeypatch) -> None:
+def _check_with_secrets_and_a_listener(checker: Checker, path: Path, mode: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Check the candidate with a credential in the environment and a TCP listener on loopback;
+    neither may be reached, and nothing may land outside the sandbox."""
     monkeypatch.setenv("EVOLVE_TEST_API_KEY", "sk-supersecret")
     listener = _Listener()
     try:
@@ -80,28 +81,24 @@ def test_adversarial_candidate_gets_its_verdict(path: Path, checker: Checker, mo
         verdict = checker.check(source)
     finally:
         listener.close()
-    _assert_verdict(verdict, expect["static"])
+    _assert_verdict(verdict, expect[mode])
     assert listener.received == []
     assert "sk-supersecret" not in verdict.log
+    assert not Path("/tmp/evolve-adversarial-marker").exists()
+    assert not Path("/root/evolve-adversarial-marker").exists()
+
+
+@pytest.mark.parametrize("path", _runs("static"), ids=lambda p: p.stem)
+def test_adversarial_candidate_gets_its_verdict(path: Path, checker: Checker, monkeypatch) -> None:
+    _check_with_secrets_and_a_listener(checker, path, "static", monkeypatch)
 
 
 @pytest.mark.parametrize("path", _runs("runtime"), ids=lambda p: p.stem)
 def test_run_time_defences_hold_without_the_static_gate(path: Path, checker: Checker, monkeypatch) -> None:
     """The static gate is only a first filter: with it off, the sandbox and the run-time
     checks still turn each of these into a rejection."""
-    monkeypatch.setenv("EVOLVE_TEST_API_KEY", "sk-supersecret")
     ungated = Checker(checker.task, replace(checker.opt, static_gate=False), checker.platform)
-    listener = _Listener()
-    try:
-        source, expect = load(path, listener.port)
-        verdict = ungated.check(source)
-    finally:
-        listener.close()
-    _assert_verdict(verdict, expect["runtime"])
-    assert listener.received == []
-    assert "sk-supersecret" not in verdict.log
-    assert not Path("/tmp/evolve-adversarial-marker").exists()
-    assert not Path("/root/evolve-adversarial-marker").exists()
+    _check_with_secrets_and_a_listener(ungated, path, "runtime", monkeypatch)
 
 
 def test_checker_still_answers_after_the_suite(checker: Checker, seed_source: str) -> None:
