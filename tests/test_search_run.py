@@ -46,7 +46,9 @@ def assert_each_program_judged_once(a: Archive, run_id: int) -> None:
 
 def test_simulated_run_goes_end_to_end_through_ray(tmp_path: Path) -> None:
     db = str(tmp_path / "a.db")
-    r = evolve("run", "--simulate", "--budget", "24", "--db", db, "--quiet", "--random-seed", "3")
+    cfg = tmp_path / "islands.toml"
+    cfg.write_text("[islands]\ncount = 2\nmigration_interval = 8\n")
+    r = evolve("run", "--simulate", "--budget", "24", "--db", db, "--quiet", "--random-seed", "3", "--config", str(cfg))
     assert r.returncode == 0, r.stderr
     assert "run 1 finished" in r.stderr
     with Archive.open(db, create=False) as a:
@@ -56,7 +58,8 @@ def test_simulated_run_goes_end_to_end_through_ray(tmp_path: Path) -> None:
         assert stats.cells >= 1 and stats.best_fitness is not None
         assert len(a.generation_stats(1)) == 24 // 16
         assert_each_program_judged_once(a, 1)
-        assert {e.kind for e in a.events(1)} >= {"started", "finished"}
+        assert {e.kind for e in a.events(1)} >= {"started", "finished", "migration"}
+        assert {c.coords[-1] for c in a.cells(1)} == {0, 1}  # both islands hold elites
         ops = Counter(a.get_program(pid).operator for pid in program_ids(a, 1))
         assert ops["seed"] == 1 and ops["mutate"] > 0
     status = evolve("status", "--db", db)
