@@ -21,7 +21,7 @@ def main() -> None:
     view = scratch
     if cfg["isolate"]:
         if isolation.enter_namespaces(report):
-            view = isolation.fence_filesystem(scratch, report)
+            view = isolation.fence_filesystem(scratch, cfg["keep_paths"], report)
     else:
         report.missing.append("isolation turned off by configuration")
 

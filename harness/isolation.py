@@ -110,18 +110,33 @@ def _private_dev() -> None:
     os.rmdir("/tmp/.hostdev")
 
 
-def fence_filesystem(scratch: str, report: Report) -> str:
+def _outermost(paths: list[str], roots: tuple[str, ...]) -> list[str]:
+    """The directories among ``paths`` under ``roots``, without those inside another one."""
+    inside = sorted({os.path.realpath(p) for p in paths if os.path.isdir(p)})
+    inside = [p for p in inside if _under(p, roots)]
+    return [p for p in inside if not any(p != q and _under(p, (q,)) for q in inside)]
+
+
+def fence_filesystem(scratch: str, keep: list[str], report: Report) -> str:
     """Private tmpfs for /tmp and /var/tmp, a minimal /dev, scratch bound at SANDBOX_DIR, every
-    other mount read-only. Returns the path at which the child sees its scratch directory."""
+    other mount read-only. Directories in ``keep`` (the interpreter, the project, its packages)
+    that lie under /tmp or /var/tmp are bound back, read-only, where they were. Returns the
+    path at which the child sees its scratch directory."""
+    private = ("/tmp", "/var/tmp")
     try:
         _mount(None, "/", None, MS_REC | MS_PRIVATE)
         scratch_fd = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY)
-        for d in ("/tmp", "/var/tmp"):
+        kept = [(p, os.open(p, os.O_RDONLY | os.O_DIRECTORY)) for p in _outermost(keep, private)]
+        for d in private:
             if os.path.isdir(d):
                 _mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=4g")
         os.mkdir(SANDBOX_DIR)
         _mount(f"/proc/self/fd/{scratch_fd}", SANDBOX_DIR, None, MS_BIND)
         os.close(scratch_fd)
+        for path, fd in kept:
+            os.makedirs(path, exist_ok=True)
+            _bind(f"/proc/self/fd/{fd}", path, readonly=True)
+            os.close(fd)
         _private_dev()
     except OSError as e:
         report.missing.append(f"private file system view ({e}): writes outside scratch are not blocked")

@@ -57,6 +57,13 @@ def scrubbed_env(base: dict[str, str], scratch: Path, interpret: bool) -> dict[s
     return env
 
 
+def _code_paths() -> list[str]:
+    """Where the child's interpreter, this project and their packages live: they must stay
+    visible inside the sandbox, even when they sit under a /tmp that it makes private."""
+    roots = [sys.prefix, sys.exec_prefix, sys.base_prefix, str(Path(__file__).resolve().parents[1])]
+    return [p for p in roots + sys.path if p]
+
+
 class _CappedLog:
     """Keeps the head and tail of a stream that may be flooded; drains it so the child never blocks."""
 
@@ -120,7 +127,7 @@ class Sandbox:
         log_r, log_w = os.pipe()
         cfg = {"task": self.task, "device": self.device, "scratch": str(self.scratch),
                "isolate": self.isolate, "req_fd": req_r, "resp_fd": resp_w,
-               "max_file_bytes": self._max_file_bytes}
+               "max_file_bytes": self._max_file_bytes, "keep_paths": _code_paths()}
         env = scrubbed_env(dict(os.environ), self.scratch, interpret=self.device == "cpu")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "harness.boot", json.dumps(cfg)],
