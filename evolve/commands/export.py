@@ -11,7 +11,7 @@ from evolve.commands.archive import Db
 
 
 def export(
-    runs: Annotated[list[int], typer.Argument(metavar="RUN...", help="Runs whose best measured kernels to export.",
+    runs: Annotated[list[int], typer.Argument(metavar="RUN", help="Runs whose best measured kernels to export.",
                                               show_default=False)],
     out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Directory to write the package into (new or empty).",
                                       show_default=False)],
