@@ -58,7 +58,8 @@ def attention(q: Tensor, k: Tensor, v: Tensor, is_causal: bool, scale: float, st
     if reason is None:
         kernel = TABLE.kernel_for(q.shape[-1], is_causal, q.dtype, q.shape[-2])
         if kernel is None:
-            reason = f"no kernel measured for this sequence length (head_dim {q.shape[-1]}, {q.dtype})"
+            dtype = str(q.dtype).removeprefix("torch.")
+            reason = f"no kernel measured for this sequence length (head_dim {q.shape[-1]}, {dtype})"
     if reason is not None:
         if strict:
             raise refusal(reason)
