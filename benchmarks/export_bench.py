@@ -171,7 +171,7 @@ def main() -> None:
     ap.add_argument("--package", required=True, help="an export's directory, or an installed package's name")
     ap.add_argument("--out", required=True, help="output path without extension (.json and .md are written)")
     ap.add_argument("--rep-ms", type=float, default=100)
-    ap.add_argument("--time-limit-s", type=float, default=200,
+    ap.add_argument("--time-limit-s", type=float, default=180,
                     help="start no FlexAttention shape (compiled per shape, the slow part) after this many seconds")
     ap.add_argument("--smoke", action="store_true", help="tiny fp16 shapes on the CPU through Triton's interpreter")
     args = ap.parse_args()
