@@ -97,7 +97,7 @@ def main() -> None:
             except Exception as e:  # a backend that does not run this case on this GPU
                 row[name] = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
         rows.append(row)
-        print(_line(row, impls), flush=True)
+        print(progress_line(row, impls), flush=True)
 
     meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
             "python": platform.python_version(), "matmul_peak_tflops": matmul_peak_tflops(),
@@ -114,18 +114,25 @@ def _tf(cell: Any) -> str:
     return f"{cell['tflops']:.0f}" if isinstance(cell, dict) and "tflops" in cell else "-"
 
 
-def _line(row: dict[str, Any], impls: dict[str, Impl]) -> str:
+def progress_line(row: dict[str, Any], impls: dict[str, Impl]) -> str:
     return f"D{row['head_dim']} N{row['seq']} causal={row['causal']}: " + ", ".join(
         f"{n} {_tf(row.get(n))}" for n in impls)
 
 
 def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], names: list[str]) -> str:
+    return machine_line(meta) + "\n\n" + table(rows, names, "Forward TFLOP/s (4·B·H·N²·D, halved when causal).")
+
+
+def machine_line(meta: dict[str, Any]) -> str:
+    return (f"Device: {meta['device']}; torch {meta['torch']}; triton {meta['triton']}; "
+            f"bf16 matmul peak {meta['matmul_peak_tflops']:.0f} TFLOP/s. {meta['method']}.")
+
+
+def table(rows: list[dict[str, Any]], names: list[str], title: str) -> str:
+    """TFLOP/s per shape and implementation, and each candidate's ratio to SDPA's flash and cuDNN."""
     cands = [n for n in names if not n.startswith("sdpa_") and n != "flex"]
     head = ["D", "N", "B", "H", "causal", *names] + [f"{c} / {b}" for c in cands for b in ("sdpa_flash", "sdpa_cudnn")]
-    lines = [f"Device: {meta['device']}; torch {meta['torch']}; triton {meta['triton']}; "
-             f"bf16 matmul peak {meta['matmul_peak_tflops']:.0f} TFLOP/s. {meta['method']}.", "",
-             "Forward TFLOP/s (4·B·H·N²·D, halved when causal).", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [title, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [str(r["head_dim"]), str(r["seq"]), str(r["batch"]), str(r["heads"]), "yes" if r["causal"] else "no"]
         cells += [_tf(r.get(n)) for n in names]

@@ -1,0 +1,250 @@
+"""Benchmark an exported attention package (``evolve export``) against torch SDPA's flash and
+cuDNN backends and FlexAttention on the task's benchmark shapes, forward and forward+backward,
+in bf16. Every implementation's output, and in forward+backward its gradients, is checked
+against the fp32 reference before it is timed; the package runs in strict mode, so a call that
+fell back to torch's SDPA fails instead of being timed as the package. Also checks, on one
+shape, that the package replays from a CUDA graph and compiles with fullgraph=True.
+
+Needs torch, triton, the package and this repository's ``harness/`` only. Writes JSON and a
+Markdown table after every shape, so an interrupted run keeps what it measured.
+
+    python benchmarks/export_bench.py --package benchmarks/exported/h100_attention \\
+        --out benchmarks/results/export-h100
+
+``--smoke`` runs the same path on tiny float16 shapes on the CPU through Triton's interpreter
+(TRITON_INTERPRET=1), timed by the wall clock and without SDPA backends or FlexAttention: a
+test of this script, not a measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+import triton
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.attention import Impl, flex_impl, machine_line, progress_line, table  # noqa: E402
+from harness.compare import compare  # noqa: E402
+from harness.task import get_task  # noqa: E402
+from harness.tasks.mha_fwd import case as make_case  # noqa: E402
+from harness.tasks.mha_fwd import sm_scale_of  # noqa: E402
+
+TASK = get_task("mha_fwd")
+FWD_BWD_FLOPS = 3.5  # backward does 2.5x the forward's matmul work (recomputation not counted)
+Timer = Callable[[Callable[[], object]], float]
+
+
+def load_package(where: str) -> ModuleType:
+    """An export's directory (the one holding pyproject.toml), or the name of an installed one."""
+    directory = Path(where)
+    if not directory.is_dir():
+        return importlib.import_module(where)
+    found = [p.parent.name for p in directory.glob("*/dispatch.json")]
+    if len(found) != 1:
+        sys.exit(f"{directory} holds no exported package (no <package>/dispatch.json)")
+    sys.path.insert(0, str(directory.resolve()))
+    return importlib.import_module(found[0])
+
+
+def package_impl(package: ModuleType) -> Impl:
+    def run(inputs: list[torch.Tensor], case: dict[str, Any]) -> torch.Tensor:
+        q, k, v = inputs
+        return package.scaled_dot_product_attention(q, k, v, is_causal=case["causal"], scale=sm_scale_of(case),
+                                                    strict=True)
+
+    return run
+
+
+def reference_grads(inputs: list[torch.Tensor], case: dict[str, Any], dout: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Exact gradients (fp32 on a GPU, fp64 on the CPU); SDPA's memory-efficient backend keeps the
+    long shapes in memory, its math backend covers the rest."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    exact_dtype = torch.float64 if dout.device.type == "cpu" else torch.float32
+    exact = [t.detach().to(exact_dtype).requires_grad_() for t in inputs]
+    with sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
+        out = F.scaled_dot_product_attention(*exact, is_causal=case["causal"], scale=sm_scale_of(case))
+    return torch.autograd.grad(out, exact, dout.to(exact_dtype))
+
+
+def gradient_error(grads: tuple[torch.Tensor, ...], ref: tuple[torch.Tensor, ...], bound: float) -> str | None:
+    """Relative norm error of dq, dk and dv (an elementwise bound would flag bf16 rounding of
+    the largest gradients, which every implementation shares)."""
+    for name, g, r in zip(("dq", "dk", "dv"), grads, ref):
+        if not bool(torch.isfinite(g).all()):
+            return f"{name} has NaN/Inf"
+        rel = float((g.to(r.dtype) - r).norm() / r.norm())
+        if rel > bound:
+            return f"{name} relative error {rel:.3g} > {bound:g}"
+    return None
+
+
+def measure(case: dict[str, Any], impls: dict[str, Impl], timer: Timer, device: str,
+            fwd: dict[str, Any], bwd: dict[str, Any]) -> None:
+    """One shape: fills ``fwd`` and ``bwd`` (forward+backward) with each implementation's
+    TFLOP/s, or the reason it was not timed."""
+    inputs = TASK.make_inputs(case, 1234, device)
+    ref = TASK.reference(inputs, case)
+    tol = TASK.tolerance(case["dtype"])
+    leaves = [t.detach().clone().requires_grad_() for t in inputs]
+    dout = TASK.make_inputs(case, 99, device)[0]
+    ref_grads = reference_grads(inputs, case, dout)
+    flops = TASK.flops(case)
+    for name, fn in impls.items():
+        try:
+            cmp = compare(fn(inputs, case), ref, tol)
+            if not cmp.ok:
+                fwd[name] = bwd[name] = {"error": f"wrong result: {cmp.note}"}
+                continue
+            ms = timer(lambda: fn(inputs, case))
+            fwd[name] = {"ms": ms, "tflops": flops / (ms * 1e-3) / 1e12, "rel_err": cmp.rel_err}
+
+            def step() -> tuple[torch.Tensor, ...]:
+                return torch.autograd.grad(fn(leaves, case), leaves, dout)
+
+            problem = gradient_error(step(), ref_grads, tol.rel)
+            if problem:
+                bwd[name] = {"error": f"wrong gradient: {problem}"}
+                continue
+            ms = timer(step)
+            bwd[name] = {"ms": ms, "tflops": FWD_BWD_FLOPS * flops / (ms * 1e-3) / 1e12}
+        except Exception as e:  # a backend that does not run this case on this GPU
+            for row in (fwd, bwd):
+                row.setdefault(name, {"error": f"{type(e).__name__}: {str(e)[:200]}"})
+
+
+def package_checks(package: ModuleType, device: str, dtype: str) -> dict[str, str]:
+    """The claims the GPU must confirm: replay from a CUDA graph, fullgraph compilation."""
+    c = make_case(2, 4, 300, package.TABLE.data["table"][-1]["head_dim"], True, dtype)
+    inputs = TASK.make_inputs(c, 5, device)
+    run = package_impl(package)
+    out: dict[str, str] = {}
+    try:
+        backend = "inductor" if device == "cuda" else "aot_eager"
+        breaks = torch._dynamo.explain(lambda *t: run(list(t), c))(*inputs).graph_break_count
+        compiled = torch.compile(lambda *t: run(list(t), c), fullgraph=True, backend=backend)
+        same = torch.equal(compiled(*inputs), run(inputs, c))
+        out["torch.compile(fullgraph=True)"] = f"{backend}, {breaks} graph breaks, {'equal to' if same else 'DIFFERS from'} eager"
+    except Exception as e:
+        out["torch.compile(fullgraph=True)"] = f"FAILED: {type(e).__name__}: {str(e)[:200]}"
+    if device == "cuda":
+        try:
+            run(inputs, c)  # compile the kernel outside the capture
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                captured = run(inputs, c)
+            TASK.refill_inputs(inputs, c, 6)
+            graph.replay()
+            same = torch.equal(captured, run(inputs, c))
+            out["CUDA graph"] = "replay after refilling the inputs " + ("equals eager" if same else "DIFFERS from eager")
+        except Exception as e:
+            out["CUDA graph"] = f"FAILED: {type(e).__name__}: {str(e)[:200]}"
+    return out
+
+
+def wall_timer(call: Callable[[], object]) -> float:
+    call()
+    samples = []
+    for _ in range(3):
+        start = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return min(samples)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--package", required=True, help="an export's directory, or an installed package's name")
+    ap.add_argument("--out", required=True, help="output path without extension (.json and .md are written)")
+    ap.add_argument("--rep-ms", type=float, default=100)
+    ap.add_argument("--time-limit-s", type=float, default=180,
+                    help="start no FlexAttention shape (compiled per shape, the slow part) after this many seconds")
+    ap.add_argument("--smoke", action="store_true", help="tiny fp16 shapes on the CPU through Triton's interpreter")
+    args = ap.parse_args()
+    if args.smoke and os.environ.get("TRITON_INTERPRET") != "1":
+        sys.exit("--smoke runs the kernels in Triton's interpreter: set TRITON_INTERPRET=1")
+
+    package = load_package(args.package)
+    impls: dict[str, Impl] = {package.__name__: package_impl(package)}
+    later: dict[str, Impl] = {}  # compile-heavy: timed after everything else, within --time-limit-s
+    if args.smoke:
+        device, dtype, timer = "cpu", "float16", wall_timer
+        cases = [make_case(1, 2, 40, d, causal, dtype) for d in (64, 128) for causal in (False, True)]
+        peak = math.nan
+    else:
+        from harness.device import matmul_peak_tflops
+        from harness.timing import Bench, median
+
+        device, dtype = "cuda", "bfloat16"
+        bench = Bench()
+        timer = lambda call: median(bench.samples(call, warmup_ms=25, rep_ms=args.rep_ms))  # noqa: E731
+        cases = TASK.benchmark_cases()
+        impls.update({n: f for n, f in TASK.baselines().items() if n in ("sdpa_flash", "sdpa_cudnn")})
+        later["flex"] = flex_impl()
+        peak = matmul_peak_tflops()
+
+    dispatch = package.TABLE.data
+    meta = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu (triton interpreter, smoke)",
+            "torch": torch.__version__, "triton": triton.__version__, "python": platform.python_version(),
+            "matmul_peak_tflops": peak,
+            "package": {"name": package.__name__, "runs": dispatch["runs"], "measured_on": dispatch["device"]["name"],
+                        "exported_at": dispatch["exported_at"]},
+            "method": ("wall-clock minimum of 3 calls (smoke test, not a measurement)" if args.smoke else
+                       f"harness.timing.Bench medians, L2 flushed between calls, rep {args.rep_ms} ms") +
+                      "; outputs checked against the fp32 reference and gradients against fp32 SDPA "
+                      "(relative norm error) before timing; the package in strict mode"}
+    start = time.monotonic()
+    meta["checks"] = package_checks(package, device, dtype)
+    print(meta["checks"], flush=True)
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    keys = ("batch", "heads", "seq", "head_dim", "causal", "dtype")
+    forward = [{k: c[k] for k in keys} for c in cases]
+    forward_backward = [{k: c[k] for k in keys} for c in cases]
+    names = [*impls, *later]
+    for group in [g for g in (impls, later) if g]:
+        for case, fwd, bwd in zip(cases, forward, forward_backward):
+            if group is later and time.monotonic() - start > args.time_limit_s:
+                for row in (fwd, bwd):
+                    row.update({n: {"error": f"not run: past --time-limit-s {args.time_limit_s:g}"} for n in group})
+            else:
+                measure(case, group, timer, device, fwd, bwd)
+                for label, row in (("forward", fwd), ("fwd+bwd", bwd)):
+                    print(f"[{time.monotonic() - start:4.0f} s] {label} {progress_line(row, group)}", flush=True)
+            out.with_suffix(".json").write_text(json.dumps({**meta, "forward": forward,
+                                                            "forward_backward": forward_backward}, indent=1))
+            out.with_suffix(".md").write_text(markdown(meta, forward, forward_backward, names))
+    print(markdown(meta, forward, forward_backward, names))
+
+
+def markdown(meta: dict[str, Any], forward: list[dict[str, Any]], forward_backward: list[dict[str, Any]],
+             names: list[str]) -> str:
+    p = meta["package"]
+    checks = "; ".join(f"{k}: {v}" for k, v in meta["checks"].items())
+    return "\n\n".join(part.rstrip("\n") for part in [
+        machine_line(meta),
+        f"Package `{p['name']}`, exported {p['exported_at'][:10]} from run {', '.join(map(str, p['runs']))} "
+        f"(kernels measured on {p['measured_on']}). Checks: {checks}.",
+        table(forward, names, "Forward TFLOP/s (4·B·H·N²·D, halved when causal)."),
+        table(forward_backward, names, "Forward+backward TFLOP/s (3.5 x the forward's FLOPs; the package's backward "
+                                       "recomputes the forward through torch's SDPA, which is not counted)."),
+    ]) + "\n"
+
+
+if __name__ == "__main__":
+    main()

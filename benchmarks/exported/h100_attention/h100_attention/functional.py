@@ -1,0 +1,80 @@
+"""``scaled_dot_product_attention``: torch's function and signature, running the evolved kernels
+where the dispatch table covers the call and torch's SDPA everywhere else."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import ops
+from .dispatch import TABLE
+from .fallback import STRICT, refusal, warn_once
+
+
+def unsupported(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None, dropout_p: float,
+                is_causal: bool, enable_gqa: bool) -> str | None:
+    """Why the kernels cannot run this call, or None. Decided by what torch.compile treats as
+    static (dtypes, devices, head_dim, which arguments are given), so it costs no graph break."""
+    if attn_mask is not None:
+        return "attn_mask is given (the kernels take is_causal only)"
+    if dropout_p > 0.0:
+        return "dropout_p > 0"
+    if query.is_nested or key.is_nested or value.is_nested:
+        return "nested tensors"
+    if not ops.runs_kernels_on(query.device):
+        return (f"{query.device.type} tensors (the kernels run on CUDA GPUs; on the CPU only "
+                "under Triton's interpreter, TRITON_INTERPRET=1)")
+    if query.dim() != 4 or key.dim() != 4 or value.dim() != 4:
+        return "inputs are not 4-D (batch, heads, sequence, head_dim)"
+    if not (query.dtype == key.dtype == value.dtype) or not (query.device == key.device == value.device):
+        return "query, key and value differ in dtype or device"
+    if key.shape[1] != query.shape[1] or value.shape[1] != query.shape[1]:
+        return "grouped-query attention (fewer key/value heads than query heads)" if enable_gqa else \
+            "query, key and value differ in the number of heads"
+    if key.shape[0] != query.shape[0] or value.shape[0] != query.shape[0]:
+        return "query, key and value differ in batch size"
+    if key.shape[2] != query.shape[2] or value.shape[2] != key.shape[2]:
+        return "query and key/value sequence lengths differ"
+    if key.shape[3] != query.shape[3] or value.shape[3] != query.shape[3]:
+        return "value's or key's head_dim differs from query's"
+    if query.numel() == 0:
+        return "empty inputs"
+    if not TABLE.covers(query.shape[3], is_causal, query.dtype):
+        return (f"no kernel measured for head_dim {query.shape[3]}, {str(query.dtype).removeprefix('torch.')}, "
+                f"is_causal={is_causal}")
+    return None
+
+
+def scaled_dot_product_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attn_mask: Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+    *,
+    strict: bool | None = None,
+) -> Tensor:
+    """Drop-in for ``torch.nn.functional.scaled_dot_product_attention``, same arguments and result.
+
+    Calls the table covers run the evolved kernels; any other call runs torch's SDPA after one
+    ``AttentionFallbackWarning`` per reason, or raises ``AttentionFallbackError`` when ``strict``
+    (default: the ``<PACKAGE>_STRICT`` environment variable) is true.
+    """
+    strict = STRICT if strict is None else strict
+    reason = unsupported(query, key, value, attn_mask, dropout_p, is_causal, enable_gqa)
+    if reason is None:
+        scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+        return ops.attention(query, key, value, is_causal, scale, strict)
+    if strict:
+        if torch.compiler.is_compiling():
+            return ops.refuse(query, value, reason)  # raises when the compiled graph runs
+        raise refusal(reason)
+    warn_once(reason)
+    return F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p,
+                                          is_causal=is_causal, scale=scale, enable_gqa=enable_gqa)
