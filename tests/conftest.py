@@ -1,7 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ def seed_source() -> str:
 @pytest.fixture(scope="session")
 def checker():
     """An interpreter-mode checker with timeouts short enough for hang tests."""
-    from harness.checker import CheckOptions, Checker
+    from harness.checker import Checker, CheckOptions
     from harness.device import detect
 
     return Checker("mha_fwd", CheckOptions(load_timeout_s=15, request_timeout_s=10, total_timeout_s=240),
@@ -38,7 +40,7 @@ def pytest_collection_modifyitems(config, items) -> None:  # type: ignore[no-unt
 
 @pytest.fixture(scope="session")
 def gpu_checker():
-    from harness.checker import CheckOptions, Checker
+    from harness.checker import Checker, CheckOptions
 
     return Checker("mha_fwd", CheckOptions(load_timeout_s=60, request_timeout_s=120, total_timeout_s=600))
 
@@ -70,3 +72,35 @@ def postgres_url() -> Iterator[str]:
 
     with fresh_postgres_schema(os.environ["EVOLVE_TEST_POSTGRES_URL"]) as url:
         yield url
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+Evolve = Callable[..., Result]
+
+
+@pytest.fixture
+def evolve(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Evolve:
+    """Run ``evolve ARGS...`` as a user would, through ``evolve.cli.main`` and its error edge."""
+    from evolve.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def run(*args: str | int) -> Result:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "argv", ["evolve", *map(str, args)])
+        try:
+            main()
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err
+        return Result(code, out, err)
+
+    return run

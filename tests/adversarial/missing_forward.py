@@ -1,6 +1,5 @@
 # expect static: rejected static "no top-level function `forward"
 import triton
-import triton.language as tl
 
 
 @triton.jit

@@ -5,48 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from archive import Archive
-from evolve.cli import main
-
 from tests.archive.factories import Populated, kernel, populate
-
-
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-Evolve = Callable[..., Result]
-
-
-@pytest.fixture
-def evolve(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Evolve:
-    """Run ``evolve ARGS...`` as a user would, through ``evolve.cli.main`` and its error edge."""
-    monkeypatch.setenv("COLUMNS", "200")
-
-    def run(*args: str | int) -> Result:
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "argv", ["evolve", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-        out, err = capsys.readouterr()
-        assert "Traceback" not in out + err
-        return Result(code, out, err)
-
-    return run
+from tests.conftest import Evolve
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from archive import Archive, ProgramState
-
 from tests.archive import workers
 from tests.archive.factories import kernel, passed
 

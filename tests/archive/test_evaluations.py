@@ -7,7 +7,6 @@ import pytest
 from archive import Archive, ArchiveError, ProgramState
 from archive.writes import LOG_CAP_BYTES
 from harness.verdict import Outcome, Stage
-
 from tests.archive.factories import kernel, passed, rejected
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from archive import Archive, ArchiveError
-
 from tests.archive.factories import BENCH_SHAPES, GRID, Populated, kernel, passed, populate, rejected
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from archive import Archive, ArchiveError, RunStatus
-
 from tests.archive.factories import GRID
 
 

@@ -10,7 +10,6 @@ from sqlalchemy import Engine, event
 
 from archive import Archive
 from harness.verdict import ShapeResult
-
 from tests.archive.factories import kernel, passed
 
 CELLS = 5

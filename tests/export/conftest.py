@@ -1,4 +1,4 @@
-"""An empty SQLite archive per test, and the CLI runner of the archive tests."""
+"""An empty SQLite archive per test."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from archive import Archive
-from tests.archive.test_cli import evolve  # noqa: F401  (runs `evolve ...` through its error edge)
 
 
 @pytest.fixture

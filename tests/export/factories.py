@@ -6,7 +6,8 @@ program was there, so tests decide which program wins which bucket.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from archive import Archive
 from harness.task import get_task

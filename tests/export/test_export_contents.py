@@ -15,8 +15,7 @@ import torch
 
 from archive import Archive
 from harness.tasks.mha_fwd import naive_attention
-
-from tests.export.factories import measured, measured_run, seed_variant, short_vs_long
+from tests.export.factories import measured, measured_run, seed_variant
 
 
 def _export(evolve, out: Path, *args: str | int) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from archive import Archive
-
 from tests.export.factories import measured_run
 
 pytestmark = pytest.mark.slow

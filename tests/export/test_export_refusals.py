@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from archive import Archive
-
 from tests.export.factories import DEVICE, measured, measured_run, rejected, short_vs_long, untimed
 
 
