@@ -7,6 +7,7 @@
 from archive.engine import default_url
 from archive.errors import ArchiveError
 from archive.hashing import code_hash, content_hash, normalize_code
+from archive.models import ProgramState, RunStatus
 from archive.records import (
     CaseBest,
     CellInfo,
@@ -27,7 +28,6 @@ from archive.records import (
     TimingInfo,
     TopEntry,
 )
-from archive.models import ProgramState, RunStatus
 from archive.schema import SchemaChange
 from archive.store import Archive, upgrade_archive
 

@@ -11,8 +11,6 @@ from typing import Any, cast
 from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.orm import Session, aliased
 
-from harness.verdict import Outcome, Stage
-
 from archive.errors import ArchiveError
 from archive.grid import grid_spec
 from archive.hashing import code_hash
@@ -51,6 +49,7 @@ from archive.records import (
     TimingInfo,
     TopEntry,
 )
+from harness.verdict import Outcome, Stage
 
 
 def run_row(session: Session, run_id: int) -> Run:

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from harness.verdict import Outcome, Stage
-
 from archive.models import ProgramState, RunStatus
+from harness.verdict import Outcome, Stage
 
 
 @dataclass(frozen=True)

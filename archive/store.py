@@ -15,8 +15,6 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from harness.verdict import Verdict
-
 from archive import queries, writes
 from archive.engine import WRITE_OPTION, display_url, make_engine, resolve_url, sqlite_path
 from archive.errors import ArchiveError
@@ -38,6 +36,7 @@ from archive.records import (
     TopEntry,
 )
 from archive.schema import SchemaChange, ensure_schema
+from harness.verdict import Verdict
 
 
 def _connect(url: str | None, *, create: bool) -> tuple[Engine, str, SchemaChange]:

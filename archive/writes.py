@@ -16,8 +16,6 @@ from sqlalchemy import CursorResult, Insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from harness.verdict import Verdict
-
 from archive.errors import ArchiveError
 from archive.grid import grid_spec
 from archive.hashing import code_hash, content_hash
@@ -40,6 +38,7 @@ from archive.models import (
     utcnow,
 )
 from archive.queries import program_row, run_row
+from harness.verdict import Verdict
 
 LOG_CAP_BYTES = 64 * 1024
 

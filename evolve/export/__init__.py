@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from archive import Archive
-
 from evolve.export.package import check_name, check_out, write_package
 from evolve.export.table import DispatchTable, build_table
 from evolve.export.winners import measured_winners

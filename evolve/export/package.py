@@ -13,7 +13,7 @@ import math
 import re
 import shutil
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -79,7 +79,7 @@ def manifest(table: DispatchTable, runs: list[int], name: str) -> dict[str, Any]
         "package": name,
         "task": TASK,
         "runs": runs,
-        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "exported_by": f"evolve export (kernel-evolve {metadata.version('kernel-evolve')})",
         "device": {"name": device, "compute_capability": list(capability) if capability else None},
         "bucket_rule": RULE,

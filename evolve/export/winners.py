@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from archive import Archive, EvaluationInfo
-from harness.verdict import Outcome, Stage
-
 from evolve.errors import UserError
+from harness.verdict import Outcome, Stage
 
 TASK = "mha_fwd"
 # Failures that say something about the kernel; ``error`` is the harness's own, retryable one.

@@ -37,7 +37,7 @@ def test_dispatch_table_picks_the_fastest_kernel_per_bucket(evolve, archive: Arc
                                {"min_seq": 8192, "max_seq": None, "measured_seq": 16384}]
     rows = _rows(data)
     assert len(rows) == 2 * 2 * 3  # head_dim x causal x bucket
-    for (d, causal, min_seq), row in rows.items():
+    for (_, _, min_seq), row in rows.items():
         short = min_seq == 1
         assert row["kernel"] == f"program_{seed if short else variant}", row
         assert row["tflops"] == (450 if short else 500) and row["speedup"] == pytest.approx(row["tflops"] / 400, abs=1e-3)
@@ -53,7 +53,7 @@ def test_fastest_across_runs_wins(evolve, archive: Archive, db: str, seed_source
     data = _export(evolve, tmp_path / "pkg", first, second, "--db", db)
     kernels = {r["kernel"] for r in data["table"]}
     assert kernels == {f"program_{seed}", f"program_{variant}", f"program_{faster}"}
-    for (d, causal, min_seq), row in _rows(data).items():
+    for (d, _, min_seq), row in _rows(data).items():
         if d == 128 and min_seq == 8192:
             assert row["kernel"] == f"program_{faster}"
     assert data["runs"] == [first, second] and data["kernels"][f"program_{faster}"]["run"] == second

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import torch
 from helpers import assert_close, qkv
 
 

@@ -8,13 +8,12 @@ import math
 from importlib import resources
 
 import pytest
-import torch
 from helpers import assert_close, qkv
 
 
 def test_kernel_files_are_verbatim_copies_of_the_archive(attention) -> None:
     root = resources.files(attention.__name__)
-    for name, info in attention.TABLE.kernels.items():
+    for info in attention.TABLE.kernels.values():
         data = root.joinpath(info["file"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == info["sha256"], f"{info['file']} differs from program {info['program']}"
 
