@@ -62,6 +62,7 @@ class ProgressView:
     def __exit__(self, *exc: object) -> None:
         if self._live is not None:
             self._live.__exit__(None, None, None)
+            self.console.line()  # the live panel leaves the cursor at the end of its last line
 
     def update(self, p: Progress) -> None:
         if self._live is not None:
