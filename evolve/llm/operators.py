@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from evolve.llm import edits
-from evolve.llm.client import Completion, Message
+from evolve.llm.client import Message
 from evolve.operators.base import Context, Feedback, Operator, Proposal
 from harness.verdict import Outcome
 
@@ -60,7 +60,7 @@ class LlmOperator(Operator):
             attempt.add(answer)
             attempt.rounds = round_
             if not answer.ok or answer.text is None:
-                return self._drop(attempt, f"the call failed: {answer.detail}", "")
+                return self._drop(attempt, f"the call failed: {answer.detail}")
             try:
                 source = self._apply(current, answer.text)
             except edits.EditError as e:
@@ -68,28 +68,29 @@ class LlmOperator(Operator):
             else:
                 check = await rt.precheck(source, parents)
                 if check.ok:
-                    return Proposal(source, parents, self.name, self._meta(attempt, answer))
+                    return Proposal(source, parents, self.name, self._meta(attempt))
                 kind, problem, log_tail = check.kind, check.message, check.log_tail
-                shown = source if self.edit_format == "diff" else None
-                if self.edit_format == "diff":
-                    current = source  # repairs edit the candidate as it stands
+                # A broken candidate is repaired as it stands; a duplicate is replaced by another
+                # change to the parent.
+                shown = source if self.edit_format == "diff" and kind != "duplicate" else None
+                if shown is not None:
+                    current = source
             if round_ == rounds or not rt.budget_left():
-                return self._drop(attempt, f"{kind}: {problem}", answer.text)
+                return self._drop(attempt, f"{kind}: {problem}")
             messages = messages + [
                 {"role": "assistant", "content": answer.text},
                 rt.prompts.repair(edit_format=self.edit_format, problem_kind=kind, problem=problem,
                                   log_tail=log_tail, candidate=shown, round=round_ + 1, rounds=rounds)]
         return None  # not reached: the last round returns
 
-    def _meta(self, attempt: Attempt, answer: Completion) -> dict[str, object]:
-        return {"summary": edits.summary(answer.text or ""), "model": attempt.model, "strategy": attempt.strategy,
+    def _meta(self, attempt: Attempt) -> dict[str, object]:
+        return {"summary": attempt.summary, "model": attempt.model, "strategy": attempt.strategy,
                 "repairs": attempt.rounds, "llm_calls": attempt.calls, "llm_cost_usd": attempt.cost_usd,
                 "llm_tokens": attempt.tokens}
 
-    def _drop(self, attempt: Attempt, why: str, last_answer: str) -> None:
+    def _drop(self, attempt: Attempt, why: str) -> None:
         meta = {"model": attempt.model, "strategy": attempt.strategy, "llm_cost_usd": attempt.cost_usd,
-                "llm_tokens": attempt.tokens, "summary": edits.summary(last_answer) if last_answer else "",
-                "llm_calls": attempt.calls}
+                "llm_tokens": attempt.tokens, "summary": attempt.summary, "llm_calls": attempt.calls}
         rounds = f" after {attempt.rounds} repair round(s)" if attempt.rounds else ""
         self.rt.credit(operator=self.name, meta=meta, parent_fitness=None, fitness=None,
                        result=f"dropped{rounds}: {why[:400]}", program_id=None)

@@ -43,10 +43,15 @@ class Attempt:
     cost_usd: float = 0.0
     tokens: int = 0
     rounds: int = 0  # repair rounds used
+    summary: str = ""  # the model's account of its change: from its first answer that gives one
 
     def add(self, c: Completion) -> None:
+        from evolve.llm.edits import summary
+
         if c.call_id is not None:
             self.calls.append(c.call_id)
+        if not self.summary and c.ok and c.text:
+            self.summary = summary(c.text)
         self.cost_usd += c.cost_usd
         self.tokens += c.tokens
 
