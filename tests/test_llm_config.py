@@ -89,3 +89,12 @@ def test_with_an_llm_the_llm_operators_are_built_around_one_runtime(tmp_path: Pa
     assert set(ops) == set(cfg.operators) and runtime is not None
     assert all(ops[n].rt is runtime for n in ("llm_diff", "llm_rewrite", "llm_crossover"))  # type: ignore[attr-defined]
     assert said == ["LLM operators llm_diff, llm_rewrite, llm_crossover with m at http://127.0.0.1:9/v1, no API key."]
+
+
+def test_the_readme_configuration_of_models_is_valid(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    [block] = [b for b in readme.split("```toml\n")[1:] if b.startswith("[llm]")]
+    f = tmp_path / "run.toml"
+    f.write_text("[budget]\ncandidates = 1\n" + block.split("```")[0])
+    cfg = load(f, {})
+    assert cfg.llm.budget.dollars == 20 and [m.weight for m in cfg.llm.models] == [2.0, 1.0]

@@ -92,11 +92,11 @@ models = ["fake-small=2", "fake-large"]
 timeout_s = 60
 max_retries = 2
 [llm.prices.fake-small]
-input = 20.0
-output = 60.0
+input = 30.0
+output = 90.0
 [llm.prices.fake-large]
-input = 40.0
-output = 120.0
+input = 60.0
+output = 180.0
 [llm.budget]
 dollars = 1.3
 [llm.scratchpad]

@@ -22,6 +22,7 @@ class Arm:
     pulls: int = 0
     gain: float = 0.0
     cost: float = 0.0
+    free: int = 0  # pulls that cost nothing (the call failed before any token was counted)
 
     @property
     def mean(self) -> float:
@@ -80,15 +81,15 @@ class CostAwareUcb:
             arm.pulls += 1
             arm.gain += reward
             arm.cost += cost
+            arm.free += cost <= 0
 
     def efficiency(self, name: str) -> float:
-        # Each pull also costs a tenth of the average pull, so that calls which failed before
-        # costing anything (a dead endpoint) do not make a model look free.
-        pulls = sum(a.pulls for a in self.arms.values())
-        spent = sum(a.cost for a in self.arms.values())
-        floor = 0.1 * spent / pulls if spent > 0 else 1.0
+        # A pull that cost nothing (a dead endpoint fails before any token) is charged what an
+        # average paid pull costs: it took a proposal's turn all the same.
+        paid = sum(a.pulls - a.free for a in self.arms.values())
+        average = sum(a.cost for a in self.arms.values()) / paid if paid else 1.0
         arm = self.arms[name]
-        return (arm.gain + self.prior * self.weights[name]) / (arm.cost + arm.pulls * floor)
+        return (arm.gain + self.prior * self.weights[name]) / (arm.cost + arm.free * average)
 
     def pick(self, rng: random.Random) -> str:
         names = sorted(self.arms)

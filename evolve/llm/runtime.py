@@ -93,6 +93,7 @@ class LlmRuntime:
         if self.run_id is not None:
             self.archive.add_spend(self.run_id, dollars=fields["cost_usd"],
                                    tokens=fields["prompt_tokens"] + fields["completion_tokens"])
+        self.budget_left()  # noted the moment it is spent, not at the next proposal
         return call_id
 
     def budget_left(self) -> bool:
