@@ -99,7 +99,8 @@ class FakeLLM:
                 if reply.raw is not None:
                     body = reply.raw
                 elif reply.status != 200:
-                    body = json.dumps({"error": {"message": f"scripted status {reply.status}", "type": "scripted"}}).encode()
+                    error = {"message": f"scripted status {reply.status}", "type": "scripted"}
+                    body = json.dumps({"error": error}).encode()
                 else:
                     body = json.dumps(completion(req, reply)).encode()
                 try:
@@ -119,7 +120,7 @@ class FakeLLM:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
 

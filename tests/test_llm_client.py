@@ -187,3 +187,14 @@ def test_the_api_key_never_reaches_the_archive_logs_prompts_or_sandbox(archive: 
     assert KEY not in caplog.text
     assert KEY not in str(scrubbed_env(dict(__import__("os").environ), Path("/tmp/x"), interpret=True))
     assert KEY not in repr(rt.client.endpoint)
+
+
+def test_a_token_budget_is_spent_like_a_dollar_budget(archive: Archive) -> None:
+    with FakeLLM([Reply("a" * 4000)] * 3) as fake:
+        rt = runtime(archive, fake, budget={"tokens": 1000}, prices={})
+        assert rt.budget_left()
+        answer = call(rt)
+        assert answer.ok and answer.cost_usd == 0 and answer.tokens > 1000
+        assert not rt.budget_left()
+        assert rt.ledger.exhausted() == f"the LLM budget of 1000 tokens is spent ({answer.tokens})"
+    assert archive.get_run(rt.run_id).spend.tokens == answer.tokens

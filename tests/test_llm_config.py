@@ -71,8 +71,8 @@ def test_without_an_llm_the_run_says_so_once_and_uses_the_llm_free_operators() -
     assert cfg.operators["llm_diff"] > 0  # the default mix includes the LLM operators
     ops, cfg2, runtime = build_operators(cfg, None, said.append, env={})  # type: ignore[arg-type]
     assert set(ops) == {"mutate", "crossover", "reset"} and runtime is None and cfg2 is cfg
-    assert said == ["No LLM configured (no model given (--model NAME, or models in the [llm] section of "
-                    "--config)): using the LLM-free operators mutate 0.3, crossover 0.1, reset 0.1."]
+    assert said == [("No LLM configured (no model given (--model NAME, or models in the [llm] section of "
+                     "--config)): using the LLM-free operators mutate 0.3, crossover 0.1, reset 0.1.")]
     only_llm = validate({**BUDGET, "operators": {"llm_diff": 1.0}, "llm": {"models": ["m"]}})
     said.clear()
     ops, cfg3, _ = build_operators(only_llm, None, said.append, env={})  # type: ignore[arg-type]

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from evolve.llm.edits import EditError, apply_blocks, extract_code, extract_program, parse_blocks, summary
+from evolve.llm.edits import (
+    EditError,
+    apply_blocks,
+    extract_code,
+    extract_program,
+    parse_blocks,
+    summary,
+)
 
 from .llm_fake import diff
 

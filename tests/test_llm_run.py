@@ -45,7 +45,7 @@ class KernelModel:
         if "You keep the notebook" in user:
             return Reply("## Worked\n- smaller key tiles at D=64\n## Failed\n- a name error, fixed\n## Untried\n- TMA")
         if "strategy hint" in user:
-            return Reply(f"Name: tile-sweep-{n}\nTry the neighbouring BLOCK_N values of the best kernel, one at a time.")
+            return Reply(f"Name: tile-sweep-{n}\nTry the neighbouring BLOCK_N values of the best kernel, one by one.")
         if "Repair round" in user and "l_j" in user:
             if "SEARCH/REPLACE" in req.system:
                 return Reply(diff(BAD, GOOD, "fix the name error"))
@@ -75,7 +75,7 @@ def changed_line(line: str, source: str, changed: str) -> str:
 
 def evolve(*args: str, env: dict[str, str], timeout: float = 540) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "evolve", *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **env})
+                          env={**os.environ, **env}, check=False)
 
 
 @pytest.mark.slow

@@ -17,9 +17,11 @@ from evolve.errors import UserError
 app = typer.Typer(help="LLM operators: check the configured models, show the prompts they get.",
                   no_args_is_help=True)
 
-ModelOpt = Annotated[list[str] | None, typer.Option("--model", help="NAME or NAME=WEIGHT; repeatable (default: the config's models).")]
+ModelOpt = Annotated[list[str] | None, typer.Option(
+    "--model", help="NAME or NAME=WEIGHT; repeatable (default: the config's models).")]
 ConfigOpt = Annotated[Path | None, typer.Option(help="A TOML run configuration whose [llm] section to use.")]
-DbOpt = Annotated[str | None, typer.Option(help="Archive database URL or SQLite file (default: $EVOLVE_DB or ./evolve.db).")]
+DbOpt = Annotated[str | None, typer.Option(
+    help="Archive database URL or SQLite file (default: $EVOLVE_DB or ./evolve.db).")]
 
 
 def _settings(config: Path | None, model: list[str] | None) -> Any:
@@ -106,11 +108,11 @@ def prompt(
     scratchpad, if any, is left out)."""
     from archive import Archive
     from evolve.llm.client import render_messages
-    from evolve.llm.prompts import Prompts, load_strategies
+    from evolve.llm.prompts import EditFormat, Prompts, load_strategies
     from evolve.llm.views import Views
     from harness.task import get_task
 
-    kinds = {"llm_diff": "diff", "llm_rewrite": "rewrite", "llm_crossover": "crossover"}
+    kinds: dict[str, EditFormat] = {"llm_diff": "diff", "llm_rewrite": "rewrite", "llm_crossover": "crossover"}
     if operator not in kinds:
         raise UserError(f"unknown LLM operator {operator!r}; known: {', '.join(kinds)}")
     if (operator == "llm_crossover") != (other is not None):

@@ -122,7 +122,8 @@ class LlmClient:
             self._loop = loop
         return self._api, self._slots
 
-    async def complete(self, model: str, messages: list[Message], *, purpose: str, max_tokens: int | None = None) -> Completion:
+    async def complete(self, model: str, messages: list[Message], *, purpose: str,
+                       max_tokens: int | None = None) -> Completion:
         api, slots = self._client()
         params: dict[str, Any] = {self.settings.token_limit_param: max_tokens or self.settings.max_tokens}
         if self.settings.temperature is not None:
@@ -135,8 +136,9 @@ class LlmClient:
                 if raw.retries_taken:
                     log.info("%s (%s): answered after %d retries", model, purpose, raw.retries_taken)
             except asyncio.CancelledError:
-                self._store(model, purpose, messages, Completion(model, None, CallError.CONNECTION, "cancelled: the run stopped",
-                                                                 latency_s=time.monotonic() - start))
+                cancelled = Completion(model, None, CallError.CONNECTION, "cancelled: the run stopped",
+                                       latency_s=time.monotonic() - start)
+                self._store(model, purpose, messages, cancelled)
                 raise
             except Exception as e:  # noqa: BLE001 - mapped to typed outcomes; anything else is re-raised
                 result = self._failure(model, e)

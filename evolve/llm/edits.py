@@ -71,8 +71,8 @@ def _apply(text: str, block: Block) -> str:
     if count == 1:
         return text.replace(search, replace, 1)
     if count > 1:
-        lines = _match_lines(text, search)
-        raise EditError(f"the SEARCH text occurs {count} times (at lines {', '.join(map(str, lines))}); include "
+        at = _match_lines(text, search)
+        raise EditError(f"the SEARCH text occurs {count} times (at lines {', '.join(map(str, at))}); include "
                         "more surrounding lines so that it matches one place only")
     lines = text.splitlines(keepends=True)
     spans = _loose_matches(lines, search)

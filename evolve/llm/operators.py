@@ -11,16 +11,38 @@ does is dropped and recorded (its calls, and an ``llm_credit`` event saying why)
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from evolve.llm import edits
-from evolve.llm.client import Message
+from evolve.llm.client import Completion, Message
 from evolve.operators.base import Context, Feedback, Operator, Proposal
 from harness.verdict import Outcome
 
 if TYPE_CHECKING:
     from evolve.llm.prompts import EditFormat
-    from evolve.llm.runtime import Attempt, LlmRuntime
+    from evolve.llm.runtime import LlmRuntime
+
+
+@dataclass
+class Attempt:
+    """One proposal's calls: the first answer and its repair rounds."""
+
+    model: str
+    strategy: str
+    calls: list[int] = field(default_factory=list)
+    cost_usd: float = 0.0
+    tokens: int = 0
+    rounds: int = 0  # repair rounds used
+    summary: str = ""  # the model's account of its change: from its first answer that gives one
+
+    def add(self, c: Completion) -> None:
+        if c.call_id is not None:
+            self.calls.append(c.call_id)
+        if not self.summary and c.ok and c.text:
+            self.summary = edits.summary(c.text)
+        self.cost_usd += c.cost_usd
+        self.tokens += c.tokens
 
 
 class LlmOperator(Operator):
@@ -43,8 +65,6 @@ class LlmOperator(Operator):
                                   scratchpad=rt.scratchpad.text, strategy=strategy)
 
     async def propose(self, ctx: Context) -> Proposal | None:
-        from evolve.llm.runtime import Attempt
-
         rt = self.rt
         if not rt.budget_left():
             return None
@@ -60,7 +80,8 @@ class LlmOperator(Operator):
             attempt.add(answer)
             attempt.rounds = round_
             if not answer.ok or answer.text is None:
-                return self._drop(attempt, f"the call failed: {answer.detail}")
+                self._drop(attempt, f"the call failed: {answer.detail}")
+                return None
             try:
                 source = self._apply(current, answer.text)
             except edits.EditError as e:
@@ -76,7 +97,8 @@ class LlmOperator(Operator):
                 if shown is not None:
                     current = source
             if round_ == rounds or not rt.budget_left():
-                return self._drop(attempt, f"{kind}: {problem}")
+                self._drop(attempt, f"{kind}: {problem}")
+                return None
             messages = messages + [
                 {"role": "assistant", "content": answer.text},
                 rt.prompts.repair(edit_format=self.edit_format, problem_kind=kind, problem=problem,
@@ -94,7 +116,6 @@ class LlmOperator(Operator):
         rounds = f" after {attempt.rounds} repair round(s)" if attempt.rounds else ""
         self.rt.credit(operator=self.name, meta=meta, parent_fitness=None, fitness=None,
                        result=f"dropped{rounds}: {why[:400]}", program_id=None)
-        return None
 
     def feedback(self, fb: Feedback) -> None:
         meta = fb.meta or {}

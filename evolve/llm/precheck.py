@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from dataclasses import dataclass
 
 from archive import Archive
 from evolve.llm.settings import Repair
-from harness.checker import CheckOptions, Checker
+from harness.checker import Checker, CheckOptions
 from harness.device import detect
 from harness.static_gate import check_source
-from harness.verdict import Outcome, Stage, Verdict
+from harness.verdict import Outcome, Stage
 
 log = logging.getLogger("evolve.llm")
 
@@ -32,7 +31,9 @@ class Precheck:
 class LocalCheck:
     def __init__(self, archive: Archive, task: str, settings: Repair, *, log_lines: int = 30) -> None:
         self.archive, self.settings, self.log_lines = archive, settings, log_lines
-        self._slots = threading.BoundedSemaphore(settings.concurrency)
+        # Waiting happens in the event loop: threads of the default executor stay free for the search.
+        self._slots: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.checker: Checker | None = None
         if settings.smoke:
             limit = settings.timeout_s
@@ -52,9 +53,14 @@ class LocalCheck:
         gate = check_source(source)
         if not gate.ok:
             return Precheck(False, "static", gate.reason)
-        if self.checker is None:
+        checker = self.checker
+        if checker is None:
             return Precheck(True)
-        verdict = await asyncio.to_thread(self._check, source)
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._loop is not loop:
+            self._slots, self._loop = asyncio.Semaphore(self.settings.concurrency), loop
+        async with self._slots:
+            verdict = await asyncio.to_thread(checker.check, source)
         if verdict.outcome is Outcome.PASSED:
             return Precheck(True)
         if verdict.outcome is Outcome.ERROR:  # the harness's own trouble, not the model's: let the GPU judge it
@@ -62,8 +68,3 @@ class LocalCheck:
             return Precheck(True)
         tail = "\n".join(verdict.log.strip().splitlines()[-self.log_lines:]) if verdict.log else ""
         return Precheck(False, verdict.stage.value, f"{verdict.outcome.value}: {verdict.reason}", tail)
-
-    def _check(self, source: str) -> Verdict:
-        assert self.checker is not None
-        with self._slots:
-            return self.checker.check(source)

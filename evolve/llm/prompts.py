@@ -10,11 +10,12 @@ from typing import Any, Literal
 
 import jinja2
 
+import prompts as prompt_files
 from evolve.llm.views import InspirationView, ProgramView, StepView, short_label
 from harness.static_gate import ALLOWED_MODULES
 from harness.task import Task
 
-PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
+PROMPTS_DIR = Path(prompt_files.__file__).resolve().parent
 EditFormat = Literal["diff", "rewrite", "crossover"]
 Message = dict[str, str]
 

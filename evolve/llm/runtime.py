@@ -12,12 +12,18 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from archive import Archive
 from evolve.llm.bandits import CostAwareUcb, gain
-from evolve.llm.client import Completion, Endpoint, LlmClient, Message, NotConfigured, resolve_endpoint
+from evolve.llm.client import (
+    Completion,
+    Endpoint,
+    LlmClient,
+    Message,
+    NotConfigured,
+    resolve_endpoint,
+)
 from evolve.llm.ledger import Ledger, PriceTable
 from evolve.llm.precheck import LocalCheck
 from evolve.llm.prompts import Prompts, load_strategies
@@ -31,29 +37,6 @@ log = logging.getLogger("evolve.llm")
 LLM_OPERATORS = ("llm_diff", "llm_rewrite", "llm_crossover")
 LLM_FREE_DEFAULT = {"mutate": 0.6, "crossover": 0.2, "reset": 0.2}
 CREDIT, STRATEGY, BUDGET = "llm_credit", "llm_strategy", "llm_budget"
-
-
-@dataclass
-class Attempt:
-    """One proposal's calls: the first answer and its repair rounds."""
-
-    model: str
-    strategy: str
-    calls: list[int] = field(default_factory=list)
-    cost_usd: float = 0.0
-    tokens: int = 0
-    rounds: int = 0  # repair rounds used
-    summary: str = ""  # the model's account of its change: from its first answer that gives one
-
-    def add(self, c: Completion) -> None:
-        from evolve.llm.edits import summary
-
-        if c.call_id is not None:
-            self.calls.append(c.call_id)
-        if not self.summary and c.ok and c.text:
-            self.summary = summary(c.text)
-        self.cost_usd += c.cost_usd
-        self.tokens += c.tokens
 
 
 class LlmRuntime:
@@ -196,7 +179,7 @@ def build_operators(cfg: Any, archive: Archive, say: Callable[[str], None],
             continue
         if name in LLM_OPERATORS:
             if runtime is not None:
-                ops[name] = BUILTIN[name](runtime)
+                ops[name] = BUILTIN[name](runtime)  # type: ignore[call-arg]  # an LlmOperator
         else:
             ops[name] = BUILTIN[name]()
     return ops, cfg, runtime

@@ -35,9 +35,9 @@ class Scratchpad:
         return self.notes.text
 
     def load(self, run_id: int) -> None:
-        last = [e for e in self.archive.events(run_id) if e.kind == EVENT and e.data]
+        last = [e.data for e in self.archive.events(run_id) if e.kind == EVENT and e.data]
         if last:
-            self.notes = Notes(last[-1].data["text"], int(last[-1].data["evaluations"]))
+            self.notes = Notes(last[-1]["text"], int(last[-1]["evaluations"]))
 
     def due(self, evaluations: int) -> bool:
         every = self.settings.interval

@@ -10,7 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-KNOWLEDGE_DIR = Path(__file__).resolve().parents[2] / "prompts" / "knowledge"
+import prompts
+
+KNOWLEDGE_DIR = Path(prompts.__file__).resolve().parent / "knowledge"
 
 
 class _Strict(BaseModel):
@@ -140,7 +142,8 @@ class LlmSettings(_Strict):
     def _consistent(self) -> LlmSettings:
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
-            raise ValueError(f"a model is listed twice: {', '.join(sorted(n for n in set(names) if names.count(n) > 1))}")
+            twice = sorted(n for n in set(names) if names.count(n) > 1)
+            raise ValueError(f"a model is listed twice: {', '.join(twice)}")
         if self.budget.dollars is not None:
             unpriced = [n for n in self.used_models() if n not in self.prices]
             if unpriced:
