@@ -101,7 +101,7 @@ def test_an_answer_slower_than_the_timeout_fails_the_call(archive: Archive) -> N
     (Reply("def forward(q, k", finish_reason="length"), CallError.TRUNCATED, "def forward(q, k"),
     (Reply(""), CallError.EMPTY, ""),
     (Reply(None), CallError.EMPTY, None),
-    (Reply(raw=b"<html>bad gateway</html>"), CallError.MALFORMED, None),
+    (Reply(raw=b"<html>bad gateway</html>"), CallError.MALFORMED, "<html>bad gateway</html>"),
     (Reply(raw=b'{"choices": []}'), CallError.MALFORMED, None),
     (Reply(raw=b'{"choices": 5}'), CallError.MALFORMED, None),
 ], ids=["truncated", "empty", "null", "not-json", "no-choices", "wrong-type"])

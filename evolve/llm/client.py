@@ -132,9 +132,9 @@ class LlmClient:
             start = time.monotonic()
             try:
                 raw = await api.chat.completions.with_raw_response.create(model=model, messages=messages, **params)
-                result = self._read(model, raw.parse(), messages)
                 if raw.retries_taken:
                     log.info("%s (%s): answered after %d retries", model, purpose, raw.retries_taken)
+                result = self._parse(model, raw, messages)
             except asyncio.CancelledError:
                 cancelled = Completion(model, None, CallError.CONNECTION, "cancelled: the run stopped",
                                        latency_s=time.monotonic() - start)
@@ -149,6 +149,17 @@ class LlmClient:
             log.warning("LLM call to %s (%s) failed: %s", model, purpose, result.detail)
         return Completion(result.model, result.text, result.error, result.detail, result.prompt_tokens,
                           result.completion_tokens, result.cost_usd, result.latency_s, call_id)
+
+    def _parse(self, model: str, raw: Any, messages: list[Message]) -> Completion:
+        """The answer, or MALFORMED with the body as received (the endpoint's fault, worth seeing)."""
+        import openai
+
+        try:
+            return self._read(model, raw.parse(), messages)
+        except (ValueError, openai.APIResponseValidationError) as e:
+            body = self.redact(raw.http_response.text[:4000])
+            return Completion(model, body, CallError.MALFORMED,
+                              f"the answer is not a chat completion: {type(e).__name__}: {str(e)[:300]}")
 
     def _read(self, model: str, resp: Any, messages: list[Message]) -> Completion:
         """A parsed answer, checked field by field: a server may send any JSON at all."""
@@ -189,8 +200,6 @@ class LlmClient:
             kind, detail = CallError.HTTP, f"HTTP {e.status_code}: {e.message}"
         elif isinstance(e, openai.APIConnectionError):
             kind, detail = CallError.CONNECTION, f"cannot reach {self.endpoint.base_url or 'OpenAI'}: {e.message}"
-        elif isinstance(e, (openai.APIResponseValidationError, ValueError)):
-            kind, detail = CallError.MALFORMED, f"the answer is not a chat completion: {type(e).__name__}: {e}"
         else:
             raise e
         return Completion(model, None, kind, self.redact(detail))

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from evolve.llm.operators import LlmCrossover, LlmDiff, LlmRewrite
 from evolve.operators.base import Context, Feedback, Operator, Parent, Proposal
-from evolve.operators.tunable_ops import (
-    ParameterMutation,
-    TunableCrossover,
-    TunableReset,
-)
+from evolve.operators.tunable_ops import ParameterMutation, TunableCrossover, TunableReset
 
 # The LLM operators are built with their runtime (``evolve.llm.runtime.build_operators``).
 BUILTIN: dict[str, type[Operator]] = {
