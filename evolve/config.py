@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from evolve.errors import UserError
+from evolve.llm.settings import LlmSettings
 
 
 class _Strict(BaseModel):
@@ -61,10 +62,14 @@ class RunConfig(_Strict):
     simulate: bool = False
     random_seed: int | None = None
     generation_size: int = Field(default=16, ge=1, description="evaluations per statistics row")
-    operators: dict[str, float] = Field(default_factory=lambda: {"mutate": 0.6, "crossover": 0.2, "reset": 0.2})
+    # The LLM operators take part only when a model is configured (``llm``); without one,
+    # ``evolve run`` says so and keeps the others.
+    operators: dict[str, float] = Field(default_factory=lambda: {
+        "llm_diff": 0.3, "llm_rewrite": 0.1, "llm_crossover": 0.1, "mutate": 0.3, "crossover": 0.1, "reset": 0.1})
     islands: Islands = Field(default_factory=Islands)
     selection: Selection = Field(default_factory=Selection)
     evaluation: Evaluation = Field(default_factory=Evaluation)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
 
     @model_validator(mode="after")
     def _known_operators(self) -> RunConfig:

@@ -73,7 +73,8 @@ class RayExecutor(Executor):
 
         self._ray = ray
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"address": ray_address, "include_dashboard": False,
+            # Without an address, a cluster of our own ("local"), never one that happens to run here.
+            kwargs: dict[str, Any] = {"address": ray_address or "local", "include_dashboard": False,
                                       "logging_level": "ERROR", "log_to_driver": False, "namespace": "evolve"}
             if ray_address is None:
                 kwargs["object_store_memory"] = 256 << 20

@@ -22,7 +22,7 @@ from evolve.config import RunConfig
 from evolve.descriptors import describe
 from evolve.executor import Executor, Job, Result
 from evolve.grid import KernelGrid
-from evolve.operators import Context, Operator, Parent
+from evolve.operators import Context, Feedback, Operator, Parent
 from evolve.selection import inspirations, select
 from harness.static_gate import check_source
 from harness.task import get_task
@@ -65,6 +65,9 @@ class _Known:
     descriptors: dict[str, float]
     generation: int
     evaluation: dict[str, Any] | None = None
+    operator: str = ""
+    parents: tuple[int, ...] = ()
+    meta: dict[str, Any] | None = None
 
 
 class Search:
@@ -212,7 +215,8 @@ class Search:
                 e = info.latest_evaluation
                 evaluation = {"outcome": e.outcome.value, "stage": e.stage.value, "reason": e.reason,
                               "fitness": e.fitness, "tflops": e.tflops}
-            self._known[pid] = _Known(info.source, info.descriptors, info.generation, evaluation)
+            self._known[pid] = _Known(info.source, info.descriptors, info.generation, evaluation, info.operator,
+                                      tuple(info.parents), info.meta)
         return self._known[pid]
 
     def _parent(self, pid: int, fitness: float | None) -> Parent:
@@ -242,7 +246,8 @@ class Search:
             if not created:
                 self.progress.duplicates += 1
                 continue
-            self._known[pid] = _Known(proposal.source, descriptors, generation)
+            self._known[pid] = _Known(proposal.source, descriptors, generation, None, proposal.operator,
+                                      tuple(proposal.parents), proposal.meta)
             gate = check_source(proposal.source)
             if not gate.ok:  # judged here, on the CPU: no GPU slot spent on it
                 self._record(run_id, Result(Job(pid, proposal.source, descriptors, island),
@@ -273,6 +278,7 @@ class Search:
                                                  simulated=self.cfg.simulate)
         if not created:
             return
+        self._feedback(pid, verdict)
         p = self.progress
         p.evaluated += 1
         p.session_evaluated += 1
@@ -296,6 +302,18 @@ class Search:
                                               best_fitness=p.best_fitness)
         if self.cfg.islands.count > 1 and p.evaluated % self.cfg.islands.migration_interval == 0:
             self._migrate(run_id)
+
+    def _feedback(self, pid: int, verdict: Verdict) -> None:
+        """Keep the program's verdict for later parents and tell its operator how it did."""
+        known = self._load(pid)
+        tflops = [t.tflops for t in verdict.timings]
+        known.evaluation = {"outcome": verdict.outcome.value, "stage": verdict.stage.value, "reason": verdict.reason,
+                            "fitness": verdict.fitness, "tflops": sum(tflops) / len(tflops) if tflops else None}
+        op = self.operators.get(known.operator)
+        if op is None:
+            return
+        fits = [f for f in ((self._load(q).evaluation or {}).get("fitness") for q in known.parents) if f is not None]
+        op.feedback(Feedback(pid, known.meta or {}, max(fits) if fits else None, verdict))
 
     def _migrate(self, run_id: int) -> None:
         """Each island's best elite is offered to the next island (a ring)."""

@@ -42,6 +42,13 @@ class CheckOptions:
     rechecks_after_timing: int = 3
     triton_cache: Path | None = None  # a compile cache shared across checks: trusted kernels only
     seed: int | None = None
+    # The last stage to run (e.g. Stage.COMPILE: static gate, compile and smoke only, the cheap
+    # check an LLM's repair loop runs locally); a candidate that gets there passes "so far".
+    stop_after: Stage | None = None
+
+
+class _Stopped(Exception):
+    """The check reached ``CheckOptions.stop_after``."""
 
 
 class Rejected(Exception):
@@ -90,6 +97,7 @@ class Checker:
                 gate = check_source(source)
                 if not gate.ok:
                     raise Rejected(Outcome.REJECTED, Stage.STATIC, gate.reason)
+            self._stop_after(st)
             st.stage = Stage.COMPILE
             sandbox = Sandbox(self.task.name, self.platform.device, isolate=self.opt.isolate,
                               triton_cache=self.opt.triton_cache)
@@ -97,6 +105,8 @@ class Checker:
             (sandbox.scratch / "candidate.py").chmod(0o644)
             deadline = start + self.opt.total_timeout_s
             self._run_stages(sandbox, st, rng, deadline, verdict)
+        except _Stopped:
+            verdict.stage, verdict.reason = st.stage, f"stopped after the {st.stage.value} stage, as asked"
         except Rejected as r:
             verdict.outcome, verdict.stage, verdict.reason = r.outcome, r.stage, r.reason
         except SandboxDied as d:
@@ -140,12 +150,15 @@ class Checker:
 
         sweep = self.task.sweep(self.platform.mode)
         run(sweep[0])  # compile and smoke
+        self._stop_after(st)
         st.stage = Stage.SWEEP
         for trial in sweep[1:]:
             run(trial)
+        self._stop_after(st)
         st.stage = Stage.STABILITY
         for trial in self.task.stability_trials(self.platform.mode):
             run(trial)
+        self._stop_after(st)
 
         st.stage = Stage.DETERMINISM
         trial = sweep[-1]
@@ -155,10 +168,12 @@ class Checker:
             if not torch.equal(outs[0].view(torch.uint8), outs[i].view(torch.uint8)):
                 raise Rejected(Outcome.REJECTED, Stage.DETERMINISM,
                                f"{trial.label}: run {i + 1} differs bitwise from run 1 on the same inputs")
+        self._stop_after(st)
 
         st.stage = Stage.ANTICHEAT
         run(Trial(f"{trial.label} ({self.opt.repeat_calls} calls)", trial.case), repeat=self.opt.repeat_calls)
         run(Trial(f"{trial.label} (inputs refilled in place)", trial.case), refill=True)
+        self._stop_after(st)
 
         if self.timing_enabled:
             st.stage = Stage.TIMING
@@ -168,6 +183,10 @@ class Checker:
             for i, case in enumerate(cases):
                 self._time_case(sb, st, rng, case, i in recheck, remaining)
         st.stage = Stage.DONE
+
+    def _stop_after(self, st: _State) -> None:
+        if self.opt.stop_after is st.stage:
+            raise _Stopped
 
     def _trial(self, sb: Sandbox, st: _State, rng: random.Random, trial: Trial, timeout: float, *,
                seed: int | None = None, repeat: int = 1, refill: bool = False) -> torch.Tensor:

@@ -30,6 +30,7 @@ def run(
     config: Annotated[Path | None, typer.Option(help="A TOML file with any RunConfig field (see README).")] = None,
     simulate: Annotated[bool, typer.Option("--simulate", help="No GPU: interpreter correctness checks and a cost model instead of timing; marked simulated in the archive.")] = False,
     random_seed: Annotated[int | None, typer.Option(help="Seed of the search's own random choices.")] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", help="An LLM for the LLM operators, NAME or NAME=WEIGHT; repeat for an ensemble. Endpoint and key: $OPENAI_BASE_URL, $OPENAI_API_KEY.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live display: a summary line every 30 s.")] = False,
     log_file: Annotated[Path | None, typer.Option(help="Also write progress lines and events to this file.")] = None,
 ) -> None:
@@ -41,7 +42,7 @@ def run(
     from archive import Archive
     from evolve import config as cfgmod
     from evolve.executor import RayExecutor
-    from evolve.operators import BUILTIN
+    from evolve.llm.runtime import build_operators
     from evolve.progress_view import ProgressView, summary_line
     from evolve.search import Search, SearchFailed
 
@@ -55,6 +56,8 @@ def run(
         overrides["budget"] = cfgmod.parse_budget(budget)
     if workers is not None:
         overrides["evaluation"] = {"workers": workers}
+    if model:
+        overrides["llm"] = {"models": model}
     if seed_kernel is not None and not seed_kernel.is_file():
         raise UserError(f"seed kernel {seed_kernel} does not exist")
 
@@ -84,9 +87,11 @@ def run(
                            "warmup_ms": cfg.evaluation.warmup_ms},
             gpu_model=cfg.evaluation.gpu_model)
         cfg.evaluation.gpu_model = executor.gpu_model  # stored with the run: a resume keeps to it
-        operators = {name: BUILTIN[name]() for name in cfg.operators}
+        operators, cfg, llm = build_operators(cfg, archive, lambda m: console.print(m, markup=False))
         search = Search(cfg, archive, executor, operators, resume=resume)
         run_id = search.open()
+        if llm is not None:
+            llm.start(run_id)
         db_opt = f" --db {cfg.db}" if cfg.db else ""
         console.print(f"run [bold]{run_id}[/] ({'simulated' if cfg.simulate else 'measured'}) on "
                       f"{executor.describe()}; resume with: evolve run --resume {run_id}{db_opt}")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from evolve.operators.base import Context, Operator, Parent, Proposal
+from evolve.llm.operators import LlmCrossover, LlmDiff, LlmRewrite
+from evolve.operators.base import Context, Feedback, Operator, Parent, Proposal
 from evolve.operators.tunable_ops import ParameterMutation, TunableCrossover, TunableReset
 
+# The LLM operators are built with their runtime (``evolve.llm.runtime.build_operators``).
 BUILTIN: dict[str, type[Operator]] = {
-    op.name: op for op in (ParameterMutation, TunableCrossover, TunableReset)
+    op.name: op for op in (ParameterMutation, TunableCrossover, TunableReset, LlmDiff, LlmRewrite, LlmCrossover)
 }
 
-__all__ = ["BUILTIN", "Context", "Operator", "Parent", "Proposal"]
+__all__ = ["BUILTIN", "Context", "Feedback", "Operator", "Parent", "Proposal"]

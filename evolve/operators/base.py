@@ -6,7 +6,10 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from harness.verdict import Verdict
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,16 @@ class Context:
     task: str = "mha_fwd"
 
 
+@dataclass(frozen=True)
+class Feedback:
+    """How a program an operator proposed was judged: what bandits and prompt evolution learn from."""
+
+    program_id: int
+    meta: dict[str, Any]  # the proposal's meta, as stored with the program
+    parent_fitness: float | None  # the best fitness among its parents, when known
+    verdict: Verdict
+
+
 class Operator(ABC):
     name: ClassVar[str]
     arity: ClassVar[int] = 1  # parents it needs
@@ -46,3 +59,6 @@ class Operator(ABC):
     @abstractmethod
     async def propose(self, ctx: Context) -> Proposal | None:
         """A new candidate, or None when this operator has nothing to offer for these parents."""
+
+    def feedback(self, fb: Feedback) -> None:
+        """Called once the search has recorded the verdict of a program this operator proposed."""
