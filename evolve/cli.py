@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from archive.errors import ArchiveError
 from evolve.errors import UserError
 
 app = typer.Typer(
@@ -25,37 +26,19 @@ def _root() -> None:
 
 
 def _register() -> None:
-    from evolve.commands import check
+    from evolve.commands import archive, check, export, llm, run
 
-    check.register(app)
-    for name in ("run", "archive", "llm", "export"):
-        try:
-            module = __import__(f"evolve.commands.{name}", fromlist=["register"])
-        except ModuleNotFoundError as e:
-            if e.name != f"evolve.commands.{name}":
-                raise
-            continue
-        module.register(app)
+    for command in (check, run, archive, llm, export):
+        command.register(app)
 
 
 _register()
 
 
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    types: list[type[BaseException]] = [UserError]
-    try:
-        from archive.errors import ArchiveError
-
-        types.append(ArchiveError)
-    except ModuleNotFoundError:
-        pass
-    return tuple(types)
-
-
 def main() -> None:
     try:
         app()
-    except _user_error_types() as e:
+    except (UserError, ArchiveError) as e:
         print(f"Error: {e}", file=sys.stderr)
         sys.exit(getattr(e, "exit_code", 2))
     except KeyboardInterrupt:

@@ -60,5 +60,5 @@ class Operator(ABC):
     async def propose(self, ctx: Context) -> Proposal | None:
         """A new candidate, or None when this operator has nothing to offer for these parents."""
 
-    def feedback(self, fb: Feedback) -> None:
+    def feedback(self, fb: Feedback) -> None:  # noqa: B027  (optional hook: most operators learn nothing)
         """Called once the search has recorded the verdict of a program this operator proposed."""
