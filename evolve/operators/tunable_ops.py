@@ -26,6 +26,12 @@ def _proposal(operator: str, source: str, changes: dict[tunables.Tunable, int], 
     return Proposal(tunables.rewrite(source, changes), parents, operator, {"changes": summary})
 
 
+def _random_entry(source: str, rng: random.Random) -> dict[str, tunables.Tunable]:
+    """One group of tunables (e.g. one head_dim's row of a table), or {} when there is none."""
+    groups = list(tunables.entries(tunables.find(source)).values())
+    return rng.choice(groups) if groups else {}
+
+
 class ParameterMutation(Operator):
     """One or two tunables of one entry, one step up or down their ladder."""
 
@@ -33,10 +39,9 @@ class ParameterMutation(Operator):
 
     async def propose(self, ctx: Context) -> Proposal | None:
         parent = ctx.parents[0]
-        groups = list(tunables.entries(tunables.find(parent.source)).values())
-        if not groups:
+        entry = _random_entry(parent.source, ctx.rng)
+        if not entry:
             return None
-        entry = ctx.rng.choice(groups)
         picked = ctx.rng.sample(list(entry.values()), k=min(len(entry), ctx.rng.choice((1, 1, 2))))
         changes = {t: _step(t.name, t.value, ctx.rng) for t in picked}
         return _proposal(self.name, parent.source, changes, [parent.program_id])
@@ -68,9 +73,8 @@ class TunableReset(Operator):
 
     async def propose(self, ctx: Context) -> Proposal | None:
         parent = ctx.parents[0]
-        groups = list(tunables.entries(tunables.find(parent.source)).values())
-        if not groups:
+        entry = _random_entry(parent.source, ctx.rng)
+        if not entry:
             return None
-        entry = ctx.rng.choice(groups)
         changes = {t: ctx.rng.choice(tunables.LADDERS[t.name]) for t in entry.values()}
         return _proposal(self.name, parent.source, changes, [parent.program_id])
