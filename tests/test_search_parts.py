@@ -143,3 +143,33 @@ def test_workers_go_to_the_gpu_model_with_most_gpus_and_dead_nodes_do_not_count(
         {"Alive": True, "Resources": {"CPU": 8.0, "GPU": 1.0}},
     ]
     assert _gpus_by_model(nodes) == {"H100": 4, "A100": 2, "unknown": 1}
+
+
+def test_llm_free_operators_change_only_tunables_and_stay_on_their_ladders(seed_source: str) -> None:
+    import asyncio
+
+    from evolve.operators import BUILTIN, Context, Parent
+
+    seed = Parent(1, seed_source, 1.0)
+    before = tunables.entries(tunables.find(seed_source))
+    for _ in range(20):
+        rng = random.Random(_)
+        p = asyncio.run(BUILTIN["mutate"]().propose(Context([seed], [], rng)))
+        after = tunables.entries(tunables.find(p.source))
+        moved = [(e, n) for e in before for n in before[e] if before[e][n].value != after[e][n].value]
+        assert 1 <= len(moved) <= 2 and len({e for e, _ in moved}) == 1, p.meta
+        for e, n in moved:
+            ladder = tunables.LADDERS[n]
+            assert abs(ladder.index(after[e][n].value) - ladder.index(before[e][n].value)) == 1
+        assert len(p.source.splitlines()) == len(seed_source.splitlines())
+
+    other_src = tunables.rewrite(seed_source, {before["128"]["BLOCK_N"]: 128, before["64"]["num_stages"]: 4})
+    other = Parent(2, other_src, 1.1)
+    proposals = [asyncio.run(BUILTIN["crossover"]().propose(Context([seed, other], [], random.Random(i))))
+                 for i in range(30)]
+    children = {p.source for p in proposals if p is not None}  # None: every tunable kept from the first
+    assert len(children) >= 2
+    for child in children:
+        got = tunables.entries(tunables.find(child))
+        assert got["128"]["BLOCK_N"].value in (64, 128) and got["64"]["num_stages"].value in (3, 4)
+        assert got["128"]["BLOCK_M"].value == 128  # equal in both parents: untouched
