@@ -49,8 +49,8 @@ class Evaluation(_Strict):
     gpu_model: str | None = Field(default=None, description="Ray accelerator type to run on (e.g. H100); "
                                   "default: the one with most GPUs in the cluster, then fixed for the run")
     check_timeout_s: float = Field(default=600, gt=0)
-    rep_ms: float = Field(default=80, gt=0)
-    warmup_ms: float = Field(default=20, gt=0)
+    rep_ms: float = Field(default=100, gt=0, description="per shape, milliseconds of candidate and baseline "
+                          "time each to sample, interleaved")
 
 
 class RunConfig(_Strict):

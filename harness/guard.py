@@ -1,14 +1,19 @@
 """The compute guard: no torch arithmetic may run inside a candidate's ``forward``.
 
-Enforced at the dispatcher (a ``TorchDispatchMode``), so renamed or obfuscated calls are
+A friendly filter, not a defence: on a GPU the judge replays only the candidate's kernel
+launches, so torch compute simply goes missing there; the guard turns the likely mistakes into
+clear reasons first. Enforced at the dispatcher (a ``TorchDispatchMode``), so renamed calls are
 caught as surely as ``F.scaled_dot_product_attention``. Allocation, views, copies and fills
-pass: a launcher needs them, and Triton's interpreter moves tensors with them.
+pass: a launcher needs them, and Triton's interpreter moves tensors with them. Fresh
+allocations are filled with 0xFF bytes (NaN in every float format), so that memory no kernel
+writes reads as poison and never as a leftover of an earlier call.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 ALLOWED_OPS = frozenset({
@@ -27,23 +32,46 @@ ALLOWED_OPS = frozenset({
 })
 
 
+EMPTY_OPS = frozenset({"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "empty_permuted"})
+COPY_OPS = frozenset({"copy_", "_to_copy", "clone", "_copy_from", "_copy_from_and_resize"})
+
+
 class ComputeViolation(RuntimeError):
     """Raised into the candidate when it runs a torch compute op; also recorded by the guard."""
 
 
 class ComputeGuard(TorchDispatchMode):
-    def __init__(self) -> None:
+    """``inputs``: with ``replayed`` set, torch copies of these are refused too (on a GPU only
+    kernel launches are replayed, so a copy made by torch would hold the recorded inputs)."""
+
+    def __init__(self, replayed: bool = False) -> None:
         super().__init__()
         self.violations: list[str] = []
+        self.replayed = replayed
+        self.inputs: list[torch.Tensor] = []
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         name = func.overloadpacket.__name__
         if name not in ALLOWED_OPS:
-            op = str(func.overloadpacket)
-            if op not in self.violations:
-                self.violations.append(op)
-            raise ComputeViolation(f"torch compute op {op} is not allowed inside forward")
-        return func(*args, **(kwargs or {}))
+            self._refuse(str(func.overloadpacket), "is not allowed inside forward")
+        if self.replayed and name in COPY_OPS and self._copies_an_input(args):
+            self._refuse(str(func.overloadpacket), "copies an input: only kernel launches are replayed, so "
+                         "the copy would hold stale values; let a kernel read the input")
+        out = func(*args, **(kwargs or {}))
+        if name in EMPTY_OPS and isinstance(out, torch.Tensor):
+            torch.empty(0, dtype=torch.uint8, device=out.device).set_(out.untyped_storage()).fill_(0xFF)
+        return out
+
+    def _refuse(self, op: str, why: str) -> None:
+        if op not in self.violations:
+            self.violations.append(op)
+        raise ComputeViolation(f"torch op {op} {why}")
+
+    def _copies_an_input(self, args: Any) -> bool:
+        sources = [a for a in args[1:2] if isinstance(a, torch.Tensor)] if args and len(args) > 1 else []
+        sources += [args[0]] if args and isinstance(args[0], torch.Tensor) else []
+        owned = {t.untyped_storage().data_ptr() for t in self.inputs}
+        return any(s.untyped_storage().data_ptr() in owned for s in sources)
 
 
 def is_active(guard: ComputeGuard) -> bool:

@@ -44,12 +44,21 @@ class Task(ABC):
     def label(self, case: dict[str, Any]) -> str: ...
 
     @abstractmethod
+    def input_names(self) -> list[str]:
+        """Names of the entry point's tensor inputs, in the order ``make_inputs`` returns them."""
+
+    @abstractmethod
     def make_inputs(self, case: dict[str, Any], seed: int, device: str) -> list[torch.Tensor]:
         """Pristine inputs, bitwise reproducible from ``seed`` on the same device type."""
 
     @abstractmethod
     def refill_inputs(self, inputs: list[torch.Tensor], case: dict[str, Any], seed: int) -> None:
         """Overwrite ``inputs`` in place (same storage) with the values ``make_inputs`` gives for ``seed``."""
+
+    @abstractmethod
+    def randomize(self, inputs: list[torch.Tensor], case: dict[str, Any], generator: torch.Generator) -> None:
+        """New random values of the case's distribution in ``inputs``, in place and cheaply: timing
+        refreshes the inputs before every timed call, so that no call can reuse an earlier answer."""
 
     @abstractmethod
     def variant(self, case: dict[str, Any]) -> str:
@@ -87,7 +96,12 @@ class Task(ABC):
 
     @abstractmethod
     def baselines(self) -> dict[str, Callable[[list[torch.Tensor], dict[str, Any]], torch.Tensor]]:
-        """Library implementations to time against, by name."""
+        """Library implementations, by name, for benchmarks that compare several."""
+
+    @abstractmethod
+    def default_baseline(self, inputs: list[torch.Tensor], case: dict[str, Any]) -> tuple[str, Callable[[], Any]]:
+        """What a user would otherwise run on ``inputs`` (fitness is the speedup over it): a short
+        name saying which implementation that is on this machine, and the call."""
 
     @abstractmethod
     def seed_path(self) -> Path:

@@ -1,58 +1,87 @@
-"""GPU timing in the manner of ``triton.testing.do_bench``: CUDA events around each call, the
-L2 cache flushed between calls, every sample returned so the caller picks the statistic.
+"""GPU timing that survives noise: the contenders take turns (A B A B ...) in one process and
+one time window, each timed call between CUDA events with the L2 cache flushed before it, and
+every sample is returned so that the caller compares medians measured together.
 
-The CUDA primitives are taken from torch's C types when a ``Bench`` is built: in the sandbox
-that happens before the candidate is imported, and C types cannot be patched from Python, so
-a candidate that monkeypatches ``torch.cuda.Event`` or ``triton.testing`` changes nothing here.
+Only trusted code runs here: the judge's replays of a plan, library baselines, benchmarks.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 
 
-class Bench:
-    def __init__(self, flush_bytes: int = 256 << 20) -> None:
-        event_type = torch._C._CudaEventBase
-        self._new_event = lambda: event_type.__new__(event_type, enable_timing=True)
-        self._record = event_type.record
-        self._elapsed = event_type.elapsed_time
-        self._sync = torch._C._cuda_synchronize
-        self._stream = torch.cuda.current_stream()
-        self._zero = torch._C.TensorBase.zero_
-        self._flush = torch.empty(flush_bytes // 4, dtype=torch.int32, device="cuda")
+def _nothing() -> None:
+    return None
 
-    def synchronize(self) -> None:
-        self._sync()
 
-    def samples(self, fn: Callable[[], object], warmup_ms: float = 25, rep_ms: float = 100,
-                max_reps: int = 1000) -> list[float]:
-        """Milliseconds per call, one sample per call, after warm-up."""
-        fn()
-        self._sync()
-        first, last = self._new_event(), self._new_event()
-        self._record(first, self._stream)
-        for _ in range(5):
-            self._zero(self._flush)
+@dataclass
+class Contender:
+    """``run`` is the timed work; ``prepare`` is untimed work before each timed call (fresh
+    inputs, buffers reset), enqueued on the same stream so that it never overlaps the timing."""
+
+    name: str
+    run: Callable[[], object]
+    prepare: Callable[[], object] = field(default=_nothing)
+
+
+def graphed(fn: Callable[[], object]) -> Callable[[], object] | None:
+    """``fn`` captured once as a CUDA graph, so that replays run its launches back to back
+    without gaps from the host; None where capture fails (``fn`` then runs as it is)."""
+    try:
+        fn()  # once outside capture: lazy initialisation (handles, plans) must not be captured
+        torch.cuda.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
             fn()
-        self._record(last, self._stream)
-        self._sync()
-        estimate = max(self._elapsed(first, last) / 5, 1e-3)
-        for _ in range(max(1, int(warmup_ms / estimate))):
-            fn()
-        reps = max(3, min(max_reps, int(rep_ms / estimate)))
-        starts = [self._new_event() for _ in range(reps)]
-        ends = [self._new_event() for _ in range(reps)]
-        for s, e in zip(starts, ends):
-            self._zero(self._flush)
-            self._record(s, self._stream)
-            fn()
-            self._record(e, self._stream)
-        self._sync()
-        return [self._elapsed(s, e) for s, e in zip(starts, ends)]
+        torch.cuda.synchronize()
+    except Exception:  # capture is an optimisation: any failure falls back to plain launches
+        torch.cuda.synchronize()
+        return None
+    return graph.replay
+
+
+def interleaved(contenders: list[Contender], *, rep_ms: float = 100.0, min_reps: int = 25, max_reps: int = 400,
+                warmup: int = 3, flush_bytes: int = 256 << 20,
+                after: Callable[[int, int, int], object] | None = None) -> list[list[float]]:
+    """Milliseconds of every timed call, one list per contender, in turn A B A B ...; as many
+    turns as fit ``rep_ms`` of the slowest contender's time, within [min_reps, max_reps].
+    ``after(turn, contender, turns)`` runs after each timed call, outside the timed region."""
+    flush = torch.empty(flush_bytes // 4, dtype=torch.int32, device="cuda")
+    for _ in range(warmup):
+        for c in contenders:
+            c.prepare()
+            c.run()
+    torch.cuda.synchronize()
+    probe = [_once(c, flush) for c in contenders]
+    reps = max(min_reps, min(max_reps, int(rep_ms / max(max(probe), 1e-3))))
+    starts = [[torch.cuda.Event(enable_timing=True) for _ in range(reps)] for _ in contenders]
+    ends = [[torch.cuda.Event(enable_timing=True) for _ in range(reps)] for _ in contenders]
+    for i in range(reps):
+        for j, c in enumerate(contenders):
+            c.prepare()
+            flush.zero_()
+            starts[j][i].record()
+            c.run()
+            ends[j][i].record()
+            if after is not None:
+                after(i, j, reps)
+    torch.cuda.synchronize()
+    return [[s.elapsed_time(e) for s, e in zip(starts[j], ends[j])] for j in range(len(contenders))]
+
+
+def _once(c: Contender, flush: torch.Tensor) -> float:
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    c.prepare()
+    flush.zero_()
+    start.record()
+    c.run()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end)
 
 
 def median(samples: list[float]) -> float:

@@ -49,7 +49,8 @@ class ShapeResult:
 
 @dataclass
 class Timing:
-    """One benchmark shape timed side by side with the baseline, in the same worker."""
+    """One benchmark shape timed interleaved with the baseline, in one trusted process and one
+    time window: medians (``ms``, ``baseline_ms``) of every sample kept."""
 
     shape: dict[str, Any]
     ms: float
@@ -57,6 +58,8 @@ class Timing:
     baseline_backend: str
     tflops: float
     baseline_tflops: float
+    samples: list[float] = field(default_factory=list)
+    baseline_samples: list[float] = field(default_factory=list)
 
     @property
     def speedup(self) -> float:
@@ -65,6 +68,9 @@ class Timing:
 
 @dataclass
 class Verdict:
+    """``mode`` "gpu": judged by trusted replay; "interpreter" (or "simulated"): the untrusted
+    simulation path, outputs taken from the candidate's own process and never timed."""
+
     outcome: Outcome
     stage: Stage
     reason: str
@@ -74,6 +80,7 @@ class Verdict:
     device: str = ""
     torch_version: str = ""
     triton_version: str = ""
+    cudnn_version: str = ""
     duration_s: float = 0.0
     sandbox: list[str] = field(default_factory=list)
     log: str = ""
@@ -111,6 +118,7 @@ class Verdict:
             device=d.get("device", ""),
             torch_version=d.get("torch_version", ""),
             triton_version=d.get("triton_version", ""),
+            cudnn_version=d.get("cudnn_version", ""),
             duration_s=d.get("duration_s", 0.0),
             sandbox=list(d.get("sandbox", [])),
             log=d.get("log", ""),

@@ -83,8 +83,7 @@ def run(
         executor = RayExecutor(
             cfg.task, simulate=cfg.simulate, workers=cfg.evaluation.workers, per_worker=cfg.evaluation.per_worker,
             ray_address=cfg.ray_address, job_timeout_s=cfg.evaluation.check_timeout_s + 120,
-            check_options={"total_timeout_s": cfg.evaluation.check_timeout_s, "rep_ms": cfg.evaluation.rep_ms,
-                           "warmup_ms": cfg.evaluation.warmup_ms},
+            check_options={"total_timeout_s": cfg.evaluation.check_timeout_s, "rep_ms": cfg.evaluation.rep_ms},
             gpu_model=cfg.evaluation.gpu_model)
         cfg.evaluation.gpu_model = executor.gpu_model  # stored with the run: a resume keeps to it
         operators, cfg, llm = build_operators(cfg, archive, lambda m: console.print(m, markup=False))

@@ -85,6 +85,17 @@ def _sdpa(backend_name: str) -> Callable[[list[torch.Tensor], dict[str, Any]], t
     return run
 
 
+def _default_backend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float) -> str:
+    """Which of SDPA's backends plain ``F.scaled_dot_product_attention`` picks for these inputs."""
+    from torch.nn.attention import SDPBackend
+
+    try:
+        choice = torch._fused_sdp_choice(q, k, v, None, 0.0, causal, scale=scale)
+        return SDPBackend(choice).name.lower().removesuffix("_attention")
+    except (AttributeError, RuntimeError, ValueError):  # a private helper: name it only where torch tells
+        return "backend unknown"
+
+
 @register
 class MhaForward(Task):
     name = "mha_fwd"
@@ -101,6 +112,9 @@ class MhaForward(Task):
         if c.get("v_scale", 1.0) != 1.0:
             parts.append(f"v x{c['v_scale']:g}")
         return " ".join(parts)
+
+    def input_names(self) -> list[str]:
+        return ["q", "k", "v"]
 
     def variant(self, c: dict[str, Any]) -> str:
         return f"D{c['head_dim']} {c['dtype']}{' causal' if c['causal'] else ''}"
@@ -121,6 +135,11 @@ class MhaForward(Task):
     def refill_inputs(self, inputs: list[torch.Tensor], c: dict[str, Any], seed: int) -> None:
         for dst, src in zip(inputs, self._values(c, seed, inputs[0].device.type)):
             dst.copy_(src)
+
+    def randomize(self, inputs: list[torch.Tensor], c: dict[str, Any], generator: torch.Generator) -> None:
+        scales = (c.get("qk_scale", 1.0), c.get("qk_scale", 1.0), c.get("v_scale", 1.0))
+        for t, s in zip(inputs, scales):
+            t.normal_(0.0, s, generator=generator)
 
     def call(self, forward: Callable[..., Any], inputs: list[torch.Tensor], c: dict[str, Any]) -> Any:
         q, k, v = inputs
@@ -156,6 +175,9 @@ class MhaForward(Task):
                 case(2, 1, 45, 128, True, "float16"),
                 case(1, 2, 33, 32, True, "float16"),
                 case(1, 1, 29, 32, False, "float32", sm_scale=0.05),
+                # Long enough that a kernel attending only to nearby keys (a window) fails.
+                case(1, 1, 300, 64, False, "float16"),
+                case(1, 1, 520, 32, True, "float32"),
                 case(1, 2, 40, 64, False, "float16", v_scale=1e-3),
             ]
         else:
@@ -195,6 +217,12 @@ class MhaForward(Task):
     def baselines(self) -> dict[str, Callable[[list[torch.Tensor], dict[str, Any]], torch.Tensor]]:
         return {"sdpa_flash": _sdpa("FLASH_ATTENTION"), "sdpa_cudnn": _sdpa("CUDNN_ATTENTION"),
                 "sdpa_efficient": _sdpa("EFFICIENT_ATTENTION")}
+
+    def default_baseline(self, inputs: list[torch.Tensor], c: dict[str, Any]) -> tuple[str, Callable[[], Any]]:
+        q, k, v = inputs
+        causal, scale = bool(c["causal"]), sm_scale_of(c)
+        return f"sdpa default ({_default_backend(q, k, v, causal, scale)})", lambda: (
+            torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale))
 
     def seed_path(self) -> Path:
         return Path(__file__).resolve().parents[2] / "seeds" / "mha_fwd.py"

@@ -1,0 +1,154 @@
+"""The trusted judge: checks and times recorded plans, and never runs a candidate's Python.
+
+``python -m harness.judge_process CONFIG_JSON``, spawned fresh for every check (a kernel that
+faults poisons this process's CUDA context for good, so it is thrown away with the check). It
+reads only files the trusted parent validated and wrote into its work directory, makes its own
+inputs from seeds the sandboxed child never sees, computes each reference after the candidate's
+kernels have run, and times candidate and baseline interleaved in one time window.
+
+Answers are JSON lines. A failure is ``{"ok": false, "kind": K, "error": ...}`` with K one of
+``candidate`` (its kernels or plan failed), ``crash`` (a CUDA error: this process is done for)
+and ``harness`` (our own failure, retryable).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+import triton
+
+from harness.compare import compare
+from harness.plan import Limits, MalformedPlan, check_launches, parse_kernel, parse_plan
+from harness.protocol import Channel
+from harness.replay import CandidateFault, Kernels, Replay
+from harness.task import Task, get_task
+from harness.timing import Contender, graphed, interleaved
+
+
+class CandidateCrash(CandidateFault):
+    """A CUDA error while the candidate's kernels ran: the context is lost."""
+
+
+def _sync_after_candidate() -> None:
+    try:
+        torch.cuda.synchronize()
+    except Exception as e:
+        raise CandidateCrash(f"its kernels failed on the GPU: {type(e).__name__}: {str(e)[:300]}") from None
+
+
+class Referee:
+    def __init__(self, task: Task, workdir: Path) -> None:
+        self.task, self.workdir = task, workdir
+        self.kernels = Kernels(workdir / "loaded")
+        self.limits = Limits()
+        self._snapshots: dict[str, bytes] = {}
+
+    def _replay(self, req: dict[str, Any], like: list[torch.Tensor], rng: random.Random) -> Replay:
+        plan = parse_plan(req["plan"], self.limits)
+        check_launches(plan, self.kernels.specs)
+        for sha in plan.snapshots():
+            if sha not in self._snapshots:
+                self._snapshots[sha] = (self.workdir / f"s_{sha}.bin").read_bytes()
+        return Replay(plan, self.kernels, self._snapshots, like, guard_byte=rng.randrange(1, 255))
+
+    def kernels_op(self, req: dict[str, Any]) -> dict[str, Any]:
+        info = {}
+        for sha, spec_json in req["kernels"].items():
+            spec = parse_kernel(spec_json, sha)
+            info[sha] = self.kernels.load(spec, (self.workdir / f"k_{sha}.bin").read_bytes())
+        return {"ok": True, "kernels": info}
+
+    def check(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Replay on fresh inputs ``runs`` times; compare the first output with the reference
+        (computed afterwards), the others with the first, bit for bit."""
+        case, rng = req["case"], random.Random(req["seed"])
+        made = self.task.make_inputs(case, rng.getrandbits(31), "cuda")
+        replay = self._replay(req, made, rng)
+        outs = []
+        for _ in range(int(req.get("runs", 1))):
+            replay.reset()
+            for view, t in zip(replay.inputs, made):
+                view.copy_(t)
+            replay.launch()
+            _sync_after_candidate()
+            outs.append(replay.output.contiguous().clone())
+        intact = [bool(torch.equal(v.view(torch.uint8), t.view(torch.uint8))) for v, t in zip(replay.inputs, made)]
+        guards = replay.guards_intact()
+        ref = self.task.reference(made, case)
+        cmp = compare(outs[0], ref, self.task.tolerance(case["dtype"]))
+        same = all(torch.equal(outs[0].view(torch.uint8), o.view(torch.uint8)) for o in outs[1:])
+        return {"ok": True, "passed": cmp.ok, "rel_err": cmp.rel_err, "max_abs_err": cmp.max_abs_err,
+                "note": cmp.note, "inputs_intact": intact, "guards_intact": guards, "bitwise_equal": same}
+
+    def time(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Candidate and baseline interleaved, each on inputs refreshed before every call; the
+        output of one turn drawn at random is checked against the reference afterwards."""
+        case, rng = req["case"], random.Random(req["seed"])
+        like = self.task.make_inputs(case, rng.getrandbits(31), "cuda")
+        replay = self._replay(req, like, rng)
+        gen = torch.Generator(device="cuda").manual_seed(rng.getrandbits(31))
+        theirs = self.task.make_inputs(case, rng.getrandbits(31), "cuda")
+        name, baseline = self.task.default_baseline(theirs, case)
+
+        def prepare_ours() -> None:
+            replay.reset()
+            self.task.randomize(replay.inputs, case, gen)
+
+        prepare_ours()
+        replay.launch()
+        _sync_after_candidate()
+        ours_run = graphed(replay.launch)
+        theirs_run = graphed(baseline)
+        draw = rng.random()
+        saved: dict[str, Any] = {}
+
+        def after(turn: int, who: int, turns: int) -> None:
+            if who == 0 and turn == int(draw * turns):
+                saved["out"] = replay.output.clone()
+                saved["inputs"] = [t.clone() for t in replay.inputs]
+
+        samples = interleaved(
+            [Contender("candidate", ours_run or replay.launch, prepare_ours),
+             Contender(name, theirs_run or baseline, lambda: self.task.randomize(theirs, case, gen))],
+            rep_ms=float(req["rep_ms"]), min_reps=int(req["min_reps"]), max_reps=int(req["max_reps"]), after=after)
+        _sync_after_candidate()
+        guards = replay.guards_intact()
+        cmp = compare(saved["out"], self.task.reference(saved["inputs"], case), self.task.tolerance(case["dtype"]))
+        return {"ok": True, "samples": samples[0], "baseline_samples": samples[1], "baseline": name,
+                "graphs": [ours_run is not None, theirs_run is not None], "guards_intact": guards,
+                "checked": {"passed": cmp.ok, "rel_err": cmp.rel_err, "note": cmp.note}}
+
+
+def main() -> None:
+    cfg = json.loads(sys.argv[1])
+    chan = Channel(cfg["req_fd"], cfg["resp_fd"])
+    torch.cuda.init()
+    triton.set_allocator(lambda size, align, stream: torch.empty(size, dtype=torch.int8, device="cuda"))
+    referee = Referee(get_task(cfg["task"]), Path(cfg["workdir"]))
+    chan.send({"hello": {"device_name": torch.cuda.get_device_name(), "torch": torch.__version__,
+                         "triton": triton.__version__, "cudnn": torch.backends.cudnn.version()}})
+    ops = {"kernels": referee.kernels_op, "check": referee.check, "time": referee.time}
+    while True:
+        req = chan.recv()
+        if req.get("op") == "exit":
+            return
+        try:
+            resp = ops[req["op"]](req)
+        except CandidateCrash as e:
+            resp = {"ok": False, "kind": "crash", "error": str(e)}
+        except (CandidateFault, MalformedPlan) as e:
+            resp = {"ok": False, "kind": "candidate", "error": str(e)}
+        except Exception as e:
+            resp = {"ok": False, "kind": "harness", "error": f"{type(e).__name__}: {e}",
+                    "traceback": traceback.format_exc()[-4000:]}
+        chan.send(resp)
+
+
+if __name__ == "__main__":
+    main()

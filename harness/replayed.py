@@ -1,0 +1,202 @@
+"""Trials on a GPU by trusted replay: the sandbox records, the judge replays, checks and times.
+
+For each case the candidate's ``forward`` is called once to compile (and autotune), then
+recorded twice: on fresh tensors, and on the same tensors refilled in place with other values.
+The two plans must agree (a plan that depends on the data, or on whether the tensors are the
+same objects, is rejected). The first is handed, validated, to the judge, which replays it on
+inputs of its own and compares its output with a reference it computes afterwards. Later, many
+more calls are recorded in shuffled order and must launch exactly what the first ones did, so
+that a candidate cannot change its behaviour once it has been checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from harness.judge import Judge, JudgeFailed
+from harness.plan import (
+    KernelSpec,
+    Limits,
+    MalformedPlan,
+    Plan,
+    check_launches,
+    difference,
+    kernel_json,
+    parse_kernel,
+    parse_plan,
+    plan_json,
+)
+from harness.protocol import Malformed, read_regular
+from harness.sandbox import SandboxTimeout
+from harness.task import Trial
+from harness.timing import median
+from harness.trials import Context, Rejected, TrialRunner
+from harness.verdict import Outcome, ShapeResult, Stage, Timing
+
+
+class ReplayTrials(TrialRunner):
+    def __init__(self, ctx: Context, judge: Judge, *, limits: Limits, consistency_calls: int, rep_ms: float,
+                 min_reps: int, max_reps: int) -> None:
+        super().__init__(ctx)
+        self.judge, self.limits = judge, limits
+        self.consistency_calls, self.rep_ms, self.min_reps, self.max_reps = consistency_calls, rep_ms, min_reps, max_reps
+        self.specs: dict[str, KernelSpec] = {}
+        self.loaded: set[str] = set()
+        self.plans: dict[str, tuple[dict[str, Any], Plan]] = {}  # by case label: (case, plan)
+        self.warm: set[str] = set()
+        self.calls = 0
+
+    # -- recording ---------------------------------------------------------------------
+    def _record(self, case: dict[str, Any], reuse: bool, label: str) -> Plan:
+        self.calls += 1
+        msg = {"op": "call", "case": case, "seed": self.ctx.seed(), "record": True, "reuse": reuse}
+        resp = self.ctx.ask(msg, label, self.ctx.gpu.shared)
+        try:
+            for sha, spec_json in _dict(resp.get("kernels")).items():
+                if sha not in self.specs:
+                    self._take_kernel(sha, spec_json)
+            plan = parse_plan(resp.get("plan"), self.limits)
+            check_launches(plan, self.specs)
+            self._take_snapshots(plan)
+        except (MalformedPlan, Malformed) as e:
+            raise self.ctx.reject(f"{label}: its recorded launches are not a valid plan: {e}", Stage.ANTICHEAT) from None
+        shape, dtype = self.ctx.task.output_spec(case)
+        if plan.output.shape != tuple(shape) or plan.output.dtype != dtype:
+            raise self.ctx.reject(f"{label}: forward returned a {plan.output.dtype} tensor of shape "
+                                  f"{plan.output.shape}, expected {dtype} of shape {tuple(shape)}")
+        if not plan.launches:
+            raise self.ctx.reject(f"{label}: forward launched no kernel", Stage.ANTICHEAT)
+        return plan
+
+    def _take_kernel(self, sha: str, spec_json: Any) -> None:
+        spec = parse_kernel(spec_json, sha)
+        binary = read_regular(self.ctx.sandbox.io, f"k_{sha}.bin", self.limits.kernel_bytes)
+        if hashlib.sha256(binary).hexdigest() != sha:
+            raise Malformed(f"kernel {spec.name}'s binary does not match its hash")
+        self.judge.hand_over(f"k_{sha}.bin", binary)
+        self.specs[sha] = spec
+
+    def _take_snapshots(self, plan: Plan) -> None:
+        total = 0
+        for b in plan.buffers:
+            sha = getattr(b.init, "sha256", None)
+            if sha is None:
+                continue
+            total += b.nbytes
+            if total > self.limits.snapshot_bytes:
+                raise MalformedPlan(f"its buffers hold over {self.limits.snapshot_bytes >> 20} MiB of data before the "
+                                    "first launch (only constant fills are free): allocate scratch inside forward")
+            name = f"s_{sha}.bin"
+            if name not in self.judge.handed:
+                raw = read_regular(self.ctx.sandbox.io, name, self.limits.snapshot_bytes, expect=b.nbytes)
+                if hashlib.sha256(raw).hexdigest() != sha:
+                    raise Malformed("a buffer snapshot does not match its hash")
+                self.judge.hand_over(name, raw)
+
+    def _plan(self, trial: Trial) -> Plan:
+        case, label = trial.case, trial.label
+        if label in self.plans:
+            return self.plans[label][1]
+        variant = self.ctx.task.variant(case)
+        if variant not in self.warm:  # compilation is CPU work: keep it out of the GPU lock
+            self.ctx.ask({"op": "call", "case": case, "seed": self.ctx.seed(), "record": False}, label)
+            self.warm.add(variant)
+        else:
+            self.ctx.ask({"op": "call", "case": case, "seed": self.ctx.seed(), "record": False}, label, self.ctx.gpu.shared)
+        first = self._record(case, False, label)
+        second = self._record(case, True, label)
+        diff = difference(first, second)
+        if diff is not None:
+            raise self.ctx.reject(f"{label}: what forward launches depends on the inputs' values or identity "
+                                  f"(the same tensors refilled with other values): {diff}", Stage.ANTICHEAT)
+        self._load(first)
+        self.plans[label] = (case, first)
+        return first
+
+    def _load(self, plan: Plan) -> None:
+        new = {sha: kernel_json(self.specs[sha]) for sha in plan.kernels() - self.loaded}
+        if new:
+            self._judge({"op": "kernels", "kernels": new}, "loading its kernels", Stage.COMPILE)
+            self.loaded |= set(new)
+
+    def _judge(self, msg: dict[str, Any], label: str, stage: Stage | None = None,
+               exclusive: bool = False) -> dict[str, Any]:
+        lock = self.ctx.gpu.exclusive if exclusive else self.ctx.gpu.shared
+        try:
+            with lock():
+                return self.judge.request(msg, self.ctx.remaining())
+        except JudgeFailed as e:
+            where = stage or self.ctx.stage
+            if e.kind == "candidate":
+                raise Rejected(Outcome.REJECTED, where, f"{label}: {e}") from None
+            if e.kind == "crash":
+                raise Rejected(Outcome.CRASHED, where, f"{label}: {e}") from None
+            if e.kind == "timeout":
+                raise SandboxTimeout(f"{label}: {e}") from None
+            raise RuntimeError(f"the judge failed: {e}") from None
+
+    # -- the interface -----------------------------------------------------------------
+    def _check(self, trial: Trial, runs: int) -> dict[str, Any]:
+        plan = self._plan(trial)
+        resp = self._judge({"op": "check", "plan": plan_json(plan), "case": trial.case, "seed": self.ctx.seed(),
+                            "runs": runs}, trial.label)
+        for name, intact in zip(self.ctx.task.input_names(), resp["inputs_intact"]):
+            if not intact:
+                raise self.ctx.reject(f"{trial.label}: its kernels modified the input {name}", Stage.ANTICHEAT)
+        if not resp["guards_intact"]:
+            raise self.ctx.reject(f"{trial.label}: its kernels wrote outside the buffers they were given",
+                                  Stage.ANTICHEAT)
+        return resp
+
+    def trial(self, trial: Trial) -> None:
+        resp = self._check(trial, 1)
+        self.ctx.results.append(ShapeResult(trial.label, trial.case, resp["rel_err"], resp["max_abs_err"],
+                                            resp["passed"], resp["note"]))
+        if not resp["passed"]:
+            where = "smoke test" if self.ctx.stage is Stage.COMPILE else trial.label
+            raise self.ctx.reject(f"{where}: {resp['note']}")
+
+    def determinism(self, trial: Trial) -> None:
+        if not self._check(trial, 3)["bitwise_equal"]:
+            raise self.ctx.reject(f"{trial.label}: three replays on the same inputs are not bitwise equal")
+
+    def consistency(self, heavy: list[Trial]) -> None:
+        """Every recorded case twice more and each of ``heavy`` ``consistency_calls`` times, in
+        shuffled order, alternating fresh and reused tensors."""
+        many = {t.label for t in heavy}
+        calls = [label for label in self.plans for _ in range(self.consistency_calls if label in many else 2)]
+        self.ctx.rng.shuffle(calls)
+        for i, label in enumerate(calls):
+            case, first = self.plans[label]
+            plan = self._record(case, bool(i % 2), f"{label} (call {self.calls + 1})")
+            diff = difference(first, plan)
+            if diff is not None:
+                raise self.ctx.reject(f"{label}: call {self.calls} of forward launched something else than its "
+                                      f"first recorded calls: {diff}", Stage.ANTICHEAT)
+
+    def time(self, cases: list[dict[str, Any]]) -> list[Timing]:
+        out = []
+        for case in cases:
+            label = self.ctx.task.label(case)
+            plan = self._plan(Trial(label, case))
+            resp = self._judge({"op": "time", "plan": plan_json(plan), "case": case, "seed": self.ctx.seed(),
+                                "rep_ms": self.rep_ms, "min_reps": self.min_reps, "max_reps": self.max_reps},
+                               label, exclusive=True)
+            if not resp["checked"]["passed"]:
+                raise self.ctx.reject(f"{label}: the output of a timed call, drawn at random, is wrong: "
+                                      f"{resp['checked']['note']}")
+            if not resp["guards_intact"]:
+                raise self.ctx.reject(f"{label}: its kernels wrote outside their buffers while timed", Stage.ANTICHEAT)
+            ours, theirs = resp["samples"], resp["baseline_samples"]
+            ms, base = median(ours), median(theirs)
+            flops = self.ctx.task.flops(case)
+            out.append(Timing(case, ms, base, resp["baseline"], flops / (ms * 1e-3) / 1e12,
+                              flops / (base * 1e-3) / 1e12, samples=ours, baseline_samples=theirs))
+        return out
+
+
+def _dict(x: Any) -> dict[str, Any]:
+    if not isinstance(x, dict):
+        raise Malformed("a recording without its kernel table")
+    return x
