@@ -15,6 +15,7 @@ when the judge replays it on inputs the candidate never saw.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -79,7 +80,7 @@ def kernel_spec(kernel: Any) -> tuple[KernelSpec, bytes]:
     meta = kernel.metadata._asdict()
     target = meta["target"]
     meta["target"] = {"backend": target.backend, "arch": target.arch, "warp_size": target.warp_size}
-    meta = {k: (list(v) if isinstance(v, tuple) else v) for k, v in meta.items()}
+    meta = json.loads(json.dumps(meta, default=str))  # JSON as the message will carry it
     signature = tuple((name, _json_type(ty)) for name, ty in kernel.src.signature.items())
     return KernelSpec(hashlib.sha256(binary).hexdigest(), kernel.metadata.name, signature, meta), binary
 
