@@ -1,6 +1,8 @@
 """Attention forward benchmark on the task's benchmark shapes: candidate files (trusted, loaded
-in-process) against torch SDPA's backends and FlexAttention, every implementation checked
-against the fp32 reference before it is timed. Writes JSON and a Markdown table.
+in-process) against torch's default SDPA, SDPA's backends and FlexAttention, every
+implementation checked against the fp32 reference before it is timed, then all of them timed
+side by side as the judge times (harness/timing.py: interleaved, inputs refreshed before every
+call, L2 flushed, CUDA graphs where capture works). Writes JSON and a Markdown table.
 
     python benchmarks/attention.py --impl seed=seeds/mha_fwd.py --flex --out benchmarks/results/seed-h100
 """
@@ -25,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from harness.compare import compare  # noqa: E402
 from harness.device import matmul_peak_tflops  # noqa: E402
 from harness.task import get_task  # noqa: E402
-from harness.timing import Bench, median  # noqa: E402
+from harness.timing import Contender, graphed, interleaved, median  # noqa: E402
 
 Impl = Callable[[list[torch.Tensor], dict[str, Any]], torch.Tensor]
 
@@ -79,35 +81,55 @@ def main() -> None:
     if args.flex:
         impls["flex"] = flex_impl()
 
-    bench = Bench()
-    rows = []
-    for case in task.benchmark_cases():
-        inputs = task.make_inputs(case, 1234, "cuda")
-        ref = task.reference(inputs, case)
-        tol = task.tolerance(case["dtype"])
-        row: dict[str, Any] = {k: case[k] for k in ("batch", "heads", "seq", "head_dim", "causal", "dtype")}
-        for name, fn in impls.items():
-            try:
-                cmp = compare(fn(inputs, case), ref, tol)
-                if not cmp.ok:
-                    row[name] = {"error": f"wrong result: {cmp.note}"}
-                    continue
-                ms = median(bench.samples(lambda: fn(inputs, case), warmup_ms=50, rep_ms=args.rep_ms))
-                row[name] = {"ms": ms, "tflops": task.flops(case) / (ms * 1e-3) / 1e12, "rel_err": cmp.rel_err}
-            except Exception as e:  # a backend that does not run this case on this GPU
-                row[name] = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
-        rows.append(row)
+    rows = side_by_side(task, impls, rep_ms=args.rep_ms)
+    for row in rows:
         print(progress_line(row, impls), flush=True)
 
     meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
             "python": platform.python_version(), "matmul_peak_tflops": matmul_peak_tflops(),
-            "method": f"harness.timing.Bench medians, L2 flushed between calls, rep {args.rep_ms} ms; "
+            "method": f"medians of interleaved timing (harness.timing), inputs refreshed and L2 flushed before "
+                      f"every call, CUDA graphs where capture works, {args.rep_ms} ms of the slowest per shape; "
                       "every implementation checked against the fp32 reference first"}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows}, indent=1))
     out.with_suffix(".md").write_text(markdown(meta, rows, list(impls)))
     print(markdown(meta, rows, list(impls)))
+
+
+def side_by_side(task: Any, impls: dict[str, Impl], rep_ms: float) -> list[dict[str, Any]]:
+    """Per benchmark shape, every implementation that computes the right answer, timed in turn
+    with the task's default baseline (each on inputs of its own); ``speedup`` is over that."""
+    rows = []
+    for case in task.benchmark_cases():
+        row: dict[str, Any] = {k: case[k] for k in ("batch", "heads", "seq", "head_dim", "causal", "dtype")}
+        gen = torch.Generator(device="cuda").manual_seed(1)
+        contenders = []
+        base_inputs = task.make_inputs(case, 7, "cuda")
+        base_name, base = task.default_baseline(base_inputs, case)
+        row["baseline"] = base_name
+        for name, fn in [("default", lambda inputs, c, base=base: base()), *impls.items()]:
+            inputs = base_inputs if name == "default" else task.make_inputs(case, 1234, "cuda")
+            try:
+                cmp = compare(fn(inputs, case), task.reference(inputs, case), task.tolerance(case["dtype"]))
+            except Exception as e:  # a backend that does not run this case on this GPU
+                row[name] = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
+                continue
+            if not cmp.ok:
+                row[name] = {"error": f"wrong result: {cmp.note}"}
+                continue
+            def call(fn: Impl = fn, inputs: list[torch.Tensor] = inputs) -> object:
+                return fn(inputs, case)
+
+            contenders.append(Contender(name, graphed(call) or call,
+                                        lambda inputs=inputs: task.randomize(inputs, case, gen)))
+        samples = interleaved(contenders, rep_ms=rep_ms)
+        base_ms = median(samples[0])
+        for c, s in zip(contenders, samples):
+            ms = median(s)
+            row[c.name] = {"ms": ms, "tflops": task.flops(case) / (ms * 1e-3) / 1e12, "speedup": base_ms / ms}
+        rows.append(row)
+    return rows
 
 
 def _tf(cell: Any) -> str:
@@ -120,7 +142,8 @@ def progress_line(row: dict[str, Any], impls: dict[str, Impl]) -> str:
 
 
 def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], names: list[str]) -> str:
-    return machine_line(meta) + "\n\n" + table(rows, names, "Forward TFLOP/s (4·B·H·N²·D, halved when causal).")
+    title = (f"Forward TFLOP/s (4·B·H·N²·D, halved when causal); default: {rows[0]['baseline'] if rows else '-'}.")
+    return machine_line(meta) + "\n\n" + table(rows, names, title)
 
 
 def machine_line(meta: dict[str, Any]) -> str:
@@ -129,15 +152,18 @@ def machine_line(meta: dict[str, Any]) -> str:
 
 
 def table(rows: list[dict[str, Any]], names: list[str], title: str) -> str:
-    """TFLOP/s per shape and implementation, and each candidate's ratio to SDPA's flash and cuDNN."""
-    cands = [n for n in names if not n.startswith("sdpa_") and n != "flex"]
-    head = ["D", "N", "B", "H", "causal", *names] + [f"{c} / {b}" for c in cands for b in ("sdpa_flash", "sdpa_cudnn")]
+    """TFLOP/s per shape and implementation, and each candidate's ratio to the default SDPA and to
+    SDPA's flash and cuDNN backends."""
+    names = ["default", *names]
+    cands = [n for n in names if not n.startswith("sdpa_") and n not in ("flex", "default")]
+    bases = ("default", "sdpa_flash", "sdpa_cudnn")
+    head = ["D", "N", "B", "H", "causal", *names] + [f"{c} / {b}" for c in cands for b in bases]
     lines = [title, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [str(r["head_dim"]), str(r["seq"]), str(r["batch"]), str(r["heads"]), "yes" if r["causal"] else "no"]
         cells += [_tf(r.get(n)) for n in names]
         for c in cands:
-            for b in ("sdpa_flash", "sdpa_cudnn"):
+            for b in bases:
                 x, y = r.get(c, {}), r.get(b, {})
                 cells.append(f"{x['tflops'] / y['tflops']:.2f}x" if "tflops" in x and "tflops" in y else "-")
         lines.append("| " + " | ".join(cells) + " |")

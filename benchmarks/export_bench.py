@@ -188,11 +188,10 @@ def main() -> None:
         peak = math.nan
     else:
         from harness.device import matmul_peak_tflops
-        from harness.timing import Bench, median
+        from harness.timing import Contender, interleaved, median
 
         device, dtype = "cuda", "bfloat16"
-        bench = Bench()
-        timer = lambda call: median(bench.samples(call, warmup_ms=25, rep_ms=args.rep_ms))  # noqa: E731
+        timer = lambda call: median(interleaved([Contender("call", call)], rep_ms=args.rep_ms)[0])  # noqa: E731
         cases = TASK.benchmark_cases()
         impls.update({n: f for n, f in TASK.baselines().items() if n in ("sdpa_flash", "sdpa_cudnn")})
         later["flex"] = flex_impl()
@@ -205,7 +204,7 @@ def main() -> None:
             "package": {"name": package.__name__, "runs": dispatch["runs"], "measured_on": dispatch["device"]["name"],
                         "exported_at": dispatch["exported_at"]},
             "method": ("wall-clock minimum of 3 calls (smoke test, not a measurement)" if args.smoke else
-                       f"harness.timing.Bench medians, L2 flushed between calls, rep {args.rep_ms} ms") +
+                       f"harness.timing medians, L2 flushed between calls, {args.rep_ms} ms per call") +
                       "; outputs checked against the fp32 reference and gradients against fp32 SDPA "
                       "(relative norm error) before timing; the package in strict mode"}
     start = time.monotonic()

@@ -11,7 +11,6 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from harness.device import Platform, detect
 from harness.gpulock import GpuLock

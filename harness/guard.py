@@ -34,6 +34,7 @@ ALLOWED_OPS = frozenset({
 
 EMPTY_OPS = frozenset({"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "empty_permuted"})
 COPY_OPS = frozenset({"copy_", "_to_copy", "clone", "_copy_from", "_copy_from_and_resize"})
+WRITE_OPS = frozenset({"copy_", "fill_", "zero_", "set_", "resize_", "_copy_from", "_copy_from_and_resize"})
 
 
 class ComputeViolation(RuntimeError):
@@ -41,8 +42,9 @@ class ComputeViolation(RuntimeError):
 
 
 class ComputeGuard(TorchDispatchMode):
-    """``inputs``: with ``replayed`` set, torch copies of these are refused too (on a GPU only
-    kernel launches are replayed, so a copy made by torch would hold the recorded inputs)."""
+    """``inputs``: with ``replayed`` set, torch copies of these and writes into them are refused
+    too. On a GPU only kernel launches are replayed: a copy made by torch would hold the recorded
+    inputs, and a write by torch would escape the judge, yet reach the user's tensors later."""
 
     def __init__(self, replayed: bool = False) -> None:
         super().__init__()
@@ -54,7 +56,9 @@ class ComputeGuard(TorchDispatchMode):
         name = func.overloadpacket.__name__
         if name not in ALLOWED_OPS:
             self._refuse(str(func.overloadpacket), "is not allowed inside forward")
-        if self.replayed and name in COPY_OPS and self._copies_an_input(args):
+        if self.replayed and name in WRITE_OPS and args and self._is_input(args[0]):
+            self._refuse(str(func.overloadpacket), "writes into an input: forward must leave its inputs as they are")
+        if self.replayed and name in COPY_OPS and any(self._is_input(a) for a in args[:2]):
             self._refuse(str(func.overloadpacket), "copies an input: only kernel launches are replayed, so "
                          "the copy would hold stale values; let a kernel read the input")
         out = func(*args, **(kwargs or {}))
@@ -67,11 +71,9 @@ class ComputeGuard(TorchDispatchMode):
             self.violations.append(op)
         raise ComputeViolation(f"torch op {op} {why}")
 
-    def _copies_an_input(self, args: Any) -> bool:
-        sources = [a for a in args[1:2] if isinstance(a, torch.Tensor)] if args and len(args) > 1 else []
-        sources += [args[0]] if args and isinstance(args[0], torch.Tensor) else []
-        owned = {t.untyped_storage().data_ptr() for t in self.inputs}
-        return any(s.untyped_storage().data_ptr() in owned for s in sources)
+    def _is_input(self, a: Any) -> bool:
+        return isinstance(a, torch.Tensor) and any(a.untyped_storage().data_ptr() == t.untyped_storage().data_ptr()
+                                                   for t in self.inputs)
 
 
 def is_active(guard: ComputeGuard) -> bool:

@@ -76,7 +76,7 @@ class Scalar:
     value: int | float
 
 
-Arg = Union[None, Pointer, Descriptor, Scalar, tuple["Arg", ...]]
+Arg = Union[None, Pointer, Descriptor, Scalar, tuple["Arg", ...]]  # noqa: UP007 (a recursive alias)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from harness.plan import (
     Fill,
     KernelSpec,
     Launch,
+    Limits,
     Output,
     Plan,
     Pointer,
@@ -92,8 +93,8 @@ def _json_type(ty: Any) -> Any:
 class Recording:
     """One call of ``forward``: launches as they happen, then ``finish`` builds the plan."""
 
-    def __init__(self, inputs: list[torch.Tensor], input_names: list[str]) -> None:
-        self.names = input_names
+    def __init__(self, inputs: list[torch.Tensor], input_names: list[str], max_bytes: int = Limits().total_bytes) -> None:
+        self.names, self.max_bytes = input_names, max_bytes
         self.storages: dict[tuple[int, int], _Storage] = {}
         self.launches: list[tuple[str, tuple[int, int, int], tuple[Any, ...]]] = []
         for i, t in enumerate(inputs):
@@ -133,6 +134,9 @@ class Recording:
         key = _storage_of(t)
         st = self.storages.get(key)
         if st is None:
+            if key[1] + sum(s.nbytes for s in self.storages.values()) > self.max_bytes:
+                raise RecordingError(f"argument {name} is a buffer of {key[1] / 2**30:.1f} GiB: more than a plan may "
+                                     f"hold ({self.max_bytes / 2**30:.0f} GiB in all)")
             st = self.storages[key] = _Storage(key[0], key[1], len(self.storages))
         if not st.used and st.input is None:
             st.snapshot = _bytes_of(t).clone()  # contents before the first launch that uses it
@@ -144,6 +148,8 @@ class Recording:
         """The plan, and the raw contents of buffers that are not a constant fill, by sha256."""
         if type(out) is not torch.Tensor:
             raise RecordingError(f"forward returned {type(out).__name__}, not a plain torch.Tensor")
+        if not self.launches:
+            raise RecordingError("forward launched no kernel")
         out_key = _storage_of(out)
         if out_key not in self.storages:
             self.storages[out_key] = _Storage(out_key[0], out_key[1], len(self.storages))
@@ -240,7 +246,8 @@ def _compress(image: torch.Tensor) -> tuple[Fill | Snapshot, bytes | None]:
     word = int.from_bytes(bytes(word_bytes), "little")
     pattern = torch.tensor(word_bytes, dtype=torch.uint8, device=image.device)
     n4 = n // 4 * 4
-    uniform = bool((image[:n4].view(-1, 4) == pattern).all()) and bool((image[n4:] == pattern[: n - n4]).all())
+    signed = word - (1 << 32) if word >= 1 << 31 else word
+    uniform = bool((image[:n4].view(torch.int32) == signed).all()) and bool((image[n4:] == pattern[: n - n4]).all())
     if uniform:
         return Fill(word), None
     raw = image.cpu().numpy().tobytes()

@@ -108,3 +108,5 @@ def test_on_the_replay_path_torch_copies_of_the_inputs_are_refused() -> None:
             q.clone()
         with pytest.raises(ComputeViolation, match="copies an input"):
             scratch.copy_(q)
+        with pytest.raises(ComputeViolation, match="writes into an input"):
+            q.zero_()

@@ -1,5 +1,6 @@
 # base: seed
 # expect static: rejected anticheat "inputs refilled in place"
+# expect gpu: rejected anticheat "launched no kernel"
 # Returns the first answer again whenever it is handed the same tensor object.
 _seed_forward = forward
 _cache = []

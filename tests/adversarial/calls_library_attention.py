@@ -1,6 +1,7 @@
 # base: seed
 # expect static: rejected static "library fallback"
 # expect runtime: rejected anticheat "aten._scaled_dot_product"
+# expect gpu: rejected anticheat "aten._scaled_dot_product"
 _seed_forward = forward
 
 

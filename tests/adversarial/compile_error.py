@@ -1,5 +1,6 @@
 # base: seed
 # expect static: rejected compile "does_not_exist"
+# expect gpu: rejected compile "does_not_exist"
 
 
 @triton.jit

@@ -1,5 +1,6 @@
 # base: seed
 # expect static: rejected anticheat "aten."
+# expect gpu: rejected anticheat "aten."
 # Attention from elementwise torch ops, named nowhere the static gate looks: the dispatcher
 # guard sees the arithmetic anyway.
 

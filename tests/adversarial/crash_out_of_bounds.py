@@ -1,5 +1,6 @@
 # base: seed
 # expect static: crashed compile "killed by SIG"
+# expect gpu: rejected compile "illegal memory access"
 # A load far outside any allocation: a segfault in the interpreter, an illegal address on a GPU.
 
 

@@ -1,6 +1,7 @@
 # base: seed
 # expect static: rejected static "import of 'os'"
 # expect runtime: crashed compile "exited (status 0)"
+# expect gpu: crashed compile "exited (status 0)"
 import os
 
 

@@ -1,5 +1,6 @@
 # base: seed
 # expect static: rejected compile "output"
+# expect gpu: rejected compile "output"
 _seed_forward = forward
 
 

@@ -1,6 +1,7 @@
 # base: seed
 # expect static: rejected static "import of 'os'"
 # expect runtime: crashed compile "killed by SIGKILL"
+# expect gpu: crashed compile "killed by SIGKILL"
 # Tries to take the checker down so no verdict is written: in its own PID namespace the
 # parent is invisible (getppid() is 0), so this signal lands on its own process group.
 import os

@@ -1,4 +1,5 @@
 # expect static: rejected static "no top-level function `forward"
+# expect gpu: rejected compile "no callable `forward`"
 import triton
 
 

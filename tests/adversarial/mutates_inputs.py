@@ -1,5 +1,6 @@
 # base: seed
 # expect static: rejected anticheat "modified its input q"
+# expect gpu: rejected anticheat "writes into an input"
 _seed_forward = forward
 
 

@@ -1,6 +1,7 @@
 # base: seed
 # expect static: rejected static "import of 'socket'"
 # expect runtime: rejected compile "Network is unreachable"
+# expect gpu: rejected compile "Network is unreachable"
 import socket
 
 _seed_forward = forward

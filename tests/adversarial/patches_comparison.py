@@ -1,7 +1,8 @@
 # base: seed
-# expect static: rejected anticheat "patched torch.allclose"
+# expect static: rejected compile "smoke test"
+# expect gpu: rejected anticheat "launched no kernel"
 # Makes every comparison in its own process succeed, then returns garbage. Comparisons happen
-# in the parent, so this could not help it; the patch is reported all the same.
+# in the parent (CPU) or the judge (GPU), which this process cannot reach.
 torch.allclose = lambda *a, **k: True
 torch.equal = lambda *a, **k: True
 torch.testing.assert_close = lambda *a, **k: None

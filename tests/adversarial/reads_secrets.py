@@ -1,6 +1,7 @@
 # base: seed
 # expect static: rejected static "import of 'os'"
 # expect runtime: rejected compile "smoke test"
+# expect gpu: rejected anticheat "none of its kernel launches was given"
 # Prints every credential it can find into the log, and returns garbage unless it found one.
 import os
 

@@ -1,5 +1,6 @@
 # base: seed
 # expect static: rejected anticheat "shares memory with input q"
+# expect gpu: rejected anticheat "writes into an input"
 _seed_forward = forward
 
 

@@ -1,4 +1,5 @@
 # expect static: rejected static "syntax error at line"
+# expect gpu: rejected compile "importing the candidate failed"
 import triton
 
 

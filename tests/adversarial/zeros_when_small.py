@@ -1,5 +1,6 @@
 # base: seed
 # expect static: rejected sweep "relative error"
+# expect gpu: rejected sweep "relative error"
 # Writes zeros wherever |out| < 1.5e-3: invisible to a max-abs tolerance, caught by the
 # relative norm on the trial whose outputs are all small.
 
