@@ -8,11 +8,14 @@ namespace's init process, so nothing the candidate started outlives it.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -25,6 +28,7 @@ from harness.protocol import Channel, ChannelClosed, ChannelTimeout
 _SECRET = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|COOKIE|SESSION", re.IGNORECASE)
 _PASS_PREFIXES = ("CUDA_", "NVIDIA_", "NCCL_", "NVSHMEM_", "TORCH_", "TRITON_", "LC_")
 _PASS_NAMES = {"PATH", "LD_LIBRARY_PATH", "LANG", "TZ", "TERM", "PYTHONPATH", "CC", "CXX"}
+_CACHE_FILE_CAP = 64 << 20  # a Triton cache entry (a cubin, its JSON) is far smaller
 
 
 class SandboxDied(Exception):
@@ -54,14 +58,57 @@ def scrubbed_env(base: dict[str, str], scratch: Path, interpret: bool) -> dict[s
     env.pop("TRITON_INTERPRET", None)
     if interpret:
         env["TRITON_INTERPRET"] = "1"
+    libcuda = _libcuda_dir()
+    if libcuda and "TRITON_LIBCUDA_PATH" not in env:
+        env["TRITON_LIBCUDA_PATH"] = libcuda
     return env
 
 
+@functools.cache
+def _libcuda_dir() -> str | None:
+    """The directory holding libcuda.so.1, found as Triton would (the loader's cache, then
+    LD_LIBRARY_PATH). The child is told it, since inside the sandbox Triton's own search
+    (``/sbin/ldconfig -p``) would depend on the loader's cache being readable there."""
+    try:
+        listing = subprocess.run(["/sbin/ldconfig", "-p"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        listing = ""
+    found = [line.rsplit("=>", 1)[-1].strip() for line in listing.splitlines()
+             if line.strip().startswith("libcuda.so.1 ") and "=>" in line]
+    found.sort(key=lambda path: "64" not in path)  # the 64-bit library before a 32-bit one
+    dirs = [os.path.dirname(path) for path in found]
+    dirs += [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if d]
+    return next((d for d in dirs if os.path.exists(os.path.join(d, "libcuda.so.1"))), None)
+
+
 def _code_paths() -> list[str]:
-    """Where the child's interpreter, this project and their packages live: they must stay
-    visible inside the sandbox, even when they sit under a /tmp that it makes private."""
-    roots = [sys.prefix, sys.exec_prefix, sys.base_prefix, str(Path(__file__).resolve().parents[1])]
-    return [p for p in roots + sys.path if p]
+    """The directories the child sees beyond the system's: the Python installation, its
+    package directories, the harness package and the CUDA driver's libraries. Not the project
+    (its archive, .git, the user's files), nor the working directory, nor anything holding
+    either, unless it is a Python prefix (a venv inside the project is one)."""
+    harness = Path(__file__).resolve().parent
+    prefixes = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}
+    named = {os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p}
+    hidden = (str(harness.parent), os.getcwd())
+
+    def is_package_dir(path: str) -> bool:
+        return (bool({"site-packages", "dist-packages"} & set(Path(path).parts))
+                or any(path.startswith(prefix.rstrip("/") + "/") for prefix in prefixes) or path in named)
+
+    packages = [p for p in map(os.path.abspath, filter(None, sys.path))
+                if is_package_dir(p) and not any(h == p or h.startswith(p.rstrip("/") + "/") for h in hidden)]
+    libraries = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if d]
+    return (sorted(prefixes) + packages + [str(harness)] + libraries + list(filter(None, [_libcuda_dir()]))
+            + _c_compiler_prefixes())
+
+
+def _c_compiler_prefixes() -> list[str]:
+    """The installation of the C compiler Triton builds its launcher with, chosen as
+    triton.runtime.build does ($CC, else gcc, else clang on PATH), named and resolved: a gcc
+    under /opt brings its own cc1 and headers there. Under /usr, it is kept anyway."""
+    cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("clang")
+    path = shutil.which(cc) if cc else None
+    return [str(Path(p).parents[1]) for p in (os.path.abspath(path), os.path.realpath(path))] if path else []
 
 
 class _CappedLog:
@@ -100,7 +147,7 @@ class _CappedLog:
 
 class Sandbox:
     def __init__(self, task: str, device: str, *, isolate: bool = True, log_cap: int = 64 << 10,
-                 max_file_bytes: int = 4 << 30, start_timeout: float = 120.0,
+                 max_file_bytes: int = 4 << 30, max_processes: int = 512, start_timeout: float = 120.0,
                  triton_cache: Path | None = None) -> None:
         self.task, self.device, self.isolate = task, device, isolate
         self.scratch = Path(tempfile.mkdtemp(prefix="evolve-sandbox-"))
@@ -110,6 +157,7 @@ class Sandbox:
             shutil.copytree(triton_cache, self.scratch / "triton", dirs_exist_ok=True)
         self._shared_cache = triton_cache
         self._log_cap, self._max_file_bytes, self._start_timeout = log_cap, max_file_bytes, start_timeout
+        self._max_processes = max_processes  # processes and threads; torch's thread pools take a few dozen
         self._proc: subprocess.Popen[bytes] | None = None
         self._child_pid: int | None = None
         self._chan: Channel | None = None
@@ -127,7 +175,8 @@ class Sandbox:
         log_r, log_w = os.pipe()
         cfg = {"task": self.task, "device": self.device, "scratch": str(self.scratch),
                "isolate": self.isolate, "req_fd": req_r, "resp_fd": resp_w,
-               "max_file_bytes": self._max_file_bytes, "keep_paths": _code_paths()}
+               "max_file_bytes": self._max_file_bytes, "max_processes": self._max_processes,
+               "keep_paths": _code_paths()}
         env = scrubbed_env(dict(os.environ), self.scratch, interpret=self.device == "cpu")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "harness.boot", json.dumps(cfg)],
@@ -213,7 +262,7 @@ class Sandbox:
             if self._log:
                 self._log.text()
         if self._shared_cache is not None:
-            shutil.copytree(self.scratch / "triton", self._shared_cache, dirs_exist_ok=True)
+            _copy_regular_files(self.scratch / "triton", self._shared_cache)
         shutil.rmtree(self.scratch, ignore_errors=True)
 
     def __enter__(self) -> Sandbox:
@@ -222,3 +271,43 @@ class Sandbox:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+def _copy_regular_files(src: Path, dst: Path) -> None:
+    """Copy the regular files under ``src`` (written by the child) into ``dst``, each replaced
+    whole. Never follows a symlink the child planted (not even as a directory on the way), never
+    opens a FIFO or device so as to block on it, skips files over ``_CACHE_FILE_CAP``."""
+    for dirpath, _dirs, files, dir_fd in os.fwalk(src, follow_symlinks=False):
+        into = dst / os.path.relpath(dirpath, src)
+        for name in files:
+            data = _read_regular_file(name, dir_fd)
+            if data is None:
+                continue
+            part = into / f".{name}.{os.getpid()}.part"
+            try:
+                into.mkdir(parents=True, exist_ok=True)
+                part.write_bytes(data)
+                os.replace(part, into / name)
+            except OSError:  # a name the shared cache holds as another kind of file: left out
+                with contextlib.suppress(OSError):
+                    part.unlink()
+
+
+def _read_regular_file(name: str, dir_fd: int) -> bytes | None:
+    """The bytes of ``name`` in ``dir_fd`` if it is a regular file of at most ``_CACHE_FILE_CAP``."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY, dir_fd=dir_fd)
+    except OSError:
+        return None  # a symlink (ELOOP), or gone
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > _CACHE_FILE_CAP:
+            return None
+        chunks, size = [], 0
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > _CACHE_FILE_CAP:
+                return None
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
