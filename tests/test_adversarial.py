@@ -135,14 +135,15 @@ def test_checker_still_answers_after_the_suite(checker: Checker, seed_source: st
 
 @pytest.fixture(scope="module")
 def gpu_verdicts(gpu_checker: Checker, marker: Path) -> dict[str, Verdict]:
-    """Every candidate with a GPU expectation, and the seed, checked with the gate off, four at a
+    """Every candidate with a GPU expectation, and the seed, checked with the gate off, six at a
     time on one GPU (correctness trials share it, timing takes it alone)."""
-    ungated = Checker(gpu_checker.task, replace(gpu_checker.opt, static_gate=False), gpu_checker.platform)
+    ungated = Checker(gpu_checker.task, replace(gpu_checker.opt, static_gate=False, load_timeout_s=45,
+                                                request_timeout_s=45), gpu_checker.platform)
     listener = _Listener()
     sources = {p.stem: load(p, listener.port, marker)[0] for p in _runs("gpu")}
     sources["seed"] = SEED.read_text()
     try:
-        with ThreadPoolExecutor(4) as pool:
+        with ThreadPoolExecutor(6) as pool:
             verdicts = dict(zip(sources, pool.map(ungated.check, sources.values())))
     finally:
         listener.close()

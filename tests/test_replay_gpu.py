@@ -32,7 +32,7 @@ def _module(path: Path):  # type: ignore[no-untyped-def]
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", list(KERNELS))
-@pytest.mark.parametrize(("seq", "head_dim", "causal"), [(1000, 64, True), (4096, 128, False)])
+@pytest.mark.parametrize(("seq", "head_dim", "causal"), [(1000, 128, True)])
 def test_a_recorded_plan_replays_bit_for_bit_what_the_eager_call_computed(
         name: str, seq: int, head_dim: int, causal: bool, tmp_path: Path) -> None:
     import torch
@@ -73,9 +73,9 @@ def test_a_recorded_plan_replays_bit_for_bit_what_the_eager_call_computed(
 @pytest.fixture(scope="module")
 def honest_verdicts(gpu_checker: Checker) -> dict[str, Verdict]:
     """Each honest kernel through the whole judge (correctness; timing is benchmarks/judge_bench.py's),
-    four at a time."""
+    six at a time."""
     checker = Checker(gpu_checker.task, replace(gpu_checker.opt, timing=False), gpu_checker.platform)
-    with ThreadPoolExecutor(4) as pool:
+    with ThreadPoolExecutor(6) as pool:
         return dict(zip(HONEST, pool.map(lambda p: checker.check(p.read_text()), HONEST.values())))
 
 

@@ -21,10 +21,12 @@ def check(
     no_isolation: Annotated[bool, typer.Option("--no-isolation", help="Run the candidate without namespaces or privilege drop (trusted code only).")] = False,
 ) -> None:
     """Check a candidate kernel: static gate, compile and smoke, shape sweep, numerical
-    stability, determinism, anti-cheat and (on a GPU) timing against torch SDPA.
+    stability, determinism, anti-cheat and (on a GPU) timing against torch's default SDPA.
 
-    Without a GPU the kernels run in Triton's interpreter on small shapes and timing is
-    skipped. Exit status: 0 passed, 1 rejected, 2 usage error.
+    On a GPU the candidate only records its kernel launches; a separate judge process replays,
+    checks and times them. Without a GPU the kernels run in Triton's interpreter on small
+    shapes (the untrusted simulation path) and timing is skipped. Exit status: 0 passed,
+    1 rejected, 2 usage error.
     """
     from harness.checker import Checker, CheckOptions
     from harness.task import task_names
@@ -38,8 +40,9 @@ def check(
     checker = Checker(task, CheckOptions(timing=not no_timing, isolate=not no_isolation))
     console = Console(stderr=as_json)
     if checker.platform.mode == "interpreter":
-        console.print("[yellow]No CUDA GPU: running kernels in Triton's interpreter on small shapes; "
-                      "timing skipped.[/yellow]")
+        console.print("[yellow]No CUDA GPU: running kernels in Triton's interpreter on small shapes, on the "
+                      "untrusted simulation path (outputs come from the candidate's own process); timing "
+                      "skipped.[/yellow]")
     with console.status(f"checking {file.name} ..."):
         verdict = checker.check(source)
     missing = [s for s in verdict.sandbox if s.startswith("missing:")]
