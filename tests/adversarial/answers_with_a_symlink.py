@@ -7,12 +7,13 @@
 _find = torch._utils._import_dotted_name
 _symlink = _find("os.symlink")
 _child = _find("harness.child")
+_remove = _find("os.remove")
 _real_write_tensor = _child.write_tensor
 
 
 def _link_tensor(directory, name, t):
     desc = _real_write_tensor(directory, name, t)
-    (directory / name).unlink()
+    _remove(directory / name)
     _symlink("/etc/shadow", directory / name)
     return desc
 

@@ -1,7 +1,8 @@
 # base: seed
 # expect static: rejected anticheat "inputs refilled in place"
-# expect gpu: rejected anticheat "launched no kernel"
-# Returns the first answer again whenever it is handed the same tensor object.
+# expect gpu: rejected anticheat "none of its kernel launches was given"
+# Returns the first answer again whenever it is handed the same tensor object. On a GPU its
+# copies are torch's, not its kernels': only what its launches write is replayed.
 _seed_forward = forward
 _cache = []
 

@@ -1,8 +1,8 @@
 # base: seed
-# expect gpu: rejected compile "NaN"
+# expect gpu: rejected sweep "NaN"
 # Rewrites the plan its own process hands back: each launch keeps only the first half of its
 # grid, as if the kernel were twice as fast. The judge replays what the plan says, so half the
-# output is never written and reads as poison.
+# output is never written and reads as poison (from the first shape with more than one block).
 _find = torch._utils._import_dotted_name
 _rec = _find("harness.recorder")
 _plan = _find("harness.plan")

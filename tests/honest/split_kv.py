@@ -22,7 +22,7 @@
 # Judge v2's first cut (da8d78d: launches recorded in the sandbox, replayed, checked and timed
 # by the judge; sweep, benchmark shapes, stability, determinism, anti-cheat, timing) on an
 # NVIDIA H200 with torch 2.11.0+cu130 and triton 3.6.0, fitness 0.46; slowest benchmark shape
-# 8.4 ms (tests/honest/gpu_check.py, results in tests/honest/README.md).
+# 8.4 ms (results in tests/honest/README.md).
 
 import torch
 import triton
