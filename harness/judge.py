@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.protocol import Channel, ChannelClosed, ChannelTimeout
-from harness.sandbox import SECRET_NAME, CappedLog
+from harness.sandbox import SECRET_NAME, CappedLog, reap
 
 
 class JudgeFailed(Exception):
@@ -111,16 +110,7 @@ class Judge:
 
     def close(self) -> None:
         if self._proc is not None:
-            try:
-                os.killpg(self._proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            self._proc.wait()
-            for fd in self._fds:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            reap(self._proc, self._fds)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> Judge:

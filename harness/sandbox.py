@@ -31,6 +31,21 @@ _PASS_NAMES = {"PATH", "LD_LIBRARY_PATH", "LANG", "TZ", "TERM", "PYTHONPATH", "C
 _CACHE_FILE_CAP = 64 << 20  # a Triton cache entry (a cubin, its JSON) is far smaller
 
 
+def reap(proc: subprocess.Popen[bytes], fds: tuple[int, ...]) -> None:
+    """Kill a spawned process's whole group (it started a session of its own), wait for it and
+    close our ends of its pipes."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
 class SandboxDied(Exception):
     def __init__(self, message: str, exit_code: int | None) -> None:
         super().__init__(message)
@@ -249,16 +264,7 @@ class Sandbox:
                     os.kill(target, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
-            try:
-                os.killpg(self._proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            self._proc.wait()
-            for fd in self._fds:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            reap(self._proc, self._fds)
             if self._log:
                 self._log.text()
         if self._shared_cache is not None:
