@@ -24,9 +24,13 @@ def _fmt_budget(p: Progress) -> str:
     return ", ".join(parts)
 
 
+def _modelled(p: Progress) -> str:
+    return " modelled" if p.simulated else ""
+
+
 def summary_line(p: Progress) -> str:
-    best = f"{p.best_fitness:.3f}x" if p.best_fitness is not None else "-"
-    tflops = f"{p.best_tflops:.0f} TFLOP/s" if p.best_tflops is not None else "-"
+    best = f"{p.best_fitness:.3f}x{_modelled(p)}" if p.best_fitness is not None else "-"
+    tflops = f"{p.best_tflops:.0f} TFLOP/s{_modelled(p)}" if p.best_tflops is not None else "-"
     return (f"run {p.run_id}: {p.evaluated} evaluated ({p.passed} passed, {p.failed} failed, {p.duplicates} duplicates "
             f"skipped), {p.in_flight} in flight, {p.per_minute:.1f}/min; best {best} ({tflops}, program "
             f"{p.best_program}); coverage {100 * p.coverage:.1f}%; budget {_fmt_budget(p)}")
@@ -36,11 +40,13 @@ def _table(p: Progress) -> Table:
     t = Table(title=f"evolve run {p.run_id} — {p.workers}", show_header=False, expand=False)
     t.add_column(style="bold")
     t.add_column()
-    best = f"{p.best_fitness:.3f}x vs baseline" if p.best_fitness is not None else "waiting for the seed"
+    best = (f"{p.best_fitness:.3f}x vs baseline" + (" (modelled by --simulate's cost model, not measured)"
+                                                     if p.simulated else "")
+            if p.best_fitness is not None else "waiting for the seed")
     t.add_row("candidates", f"{p.evaluated} done · {p.in_flight} in flight · {p.failed} failed · "
                             f"{p.duplicates} duplicates skipped")
     t.add_row("rate", f"{p.per_minute:.1f} per minute")
-    t.add_row("best", best + (f" · {p.best_tflops:.0f} TFLOP/s mean · program {p.best_program}"
+    t.add_row("best", best + (f" · {p.best_tflops:.0f} TFLOP/s{_modelled(p)} mean · program {p.best_program}"
                               if p.best_tflops is not None else ""))
     t.add_row("grid coverage", f"{100 * p.coverage:.1f}%")
     t.add_row("budget", _fmt_budget(p))

@@ -51,6 +51,7 @@ class Progress:
     session_evaluated: int = 0
     session_s: float = 0.0
     budget: dict[str, Any] = field(default_factory=dict)
+    simulated: bool = False  # figures come from the cost model, not from a GPU
     workers: str = ""
     status: str = "running"
 
@@ -123,7 +124,8 @@ class Search:
         self.progress = Progress(run_id=run_id, evaluated=stats.evaluations, duplicates=0,
                                  passed=stats.by_outcome.get("passed", 0),
                                  failed=stats.evaluations - stats.by_outcome.get("passed", 0),
-                                 elapsed_s=run.spend.seconds, budget=self.cfg.budget.model_dump(exclude_none=True))
+                                 elapsed_s=run.spend.seconds, budget=self.cfg.budget.model_dump(exclude_none=True),
+                                 simulated=run.simulated)
         self._prior_s = run.spend.seconds
         self._update_best()
         return run_id

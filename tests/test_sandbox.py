@@ -237,3 +237,16 @@ def test_the_shared_triton_cache_takes_back_regular_files_only(tmp_path: Path) -
     assert not closing.is_alive(), "close() blocked on what the child left"
     copied = sorted(str(p.relative_to(shared)) for p in shared.rglob("*"))
     assert copied == ["entry", "entry/kernel.json"]
+
+
+def test_a_check_started_from_tmp_as_working_directory_passes(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """On the H200, ``evolve run`` started with its working directory at /tmp once rejected the
+    seed ("the sandbox failed to start"): Ray puts that directory on its workers' sys.path, and
+    the sandbox bound /tmp itself back over its private /tmp as a package directory."""
+    from harness.checker import Checker
+    from harness.device import detect
+
+    monkeypatch.chdir("/tmp")
+    monkeypatch.syspath_prepend("/tmp")
+    verdict = Checker("mha_fwd", platform=detect(force_interpreter=True)).check(SEED.read_text())
+    assert verdict.passed, verdict.reason

@@ -178,8 +178,9 @@ def status(
     if stats.evaluations_per_hour:
         t.add_row("rate", f"{stats.evaluations_per_hour:.0f} per hour")
     if top:
-        tf = f", {top[0].tflops:.0f} TFLOP/s mean" if top[0].tflops else ""
-        t.add_row("best", f"program {top[0].program_id}: {top[0].fitness:.3f}x vs baseline{tf}")
+        modelled = " modelled" if run.simulated else ""
+        tf = f", {top[0].tflops:.0f} TFLOP/s{modelled} mean" if top[0].tflops else ""
+        t.add_row("best", f"program {top[0].program_id}: {top[0].fitness:.3f}x{modelled} vs baseline{tf}")
     if stats.coverage is not None:
         t.add_row("grid coverage", f"{100 * stats.coverage:.1f}%")
     for e in events:
