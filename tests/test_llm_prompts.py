@@ -65,7 +65,7 @@ def test_the_proposal_prompt_carries_the_evaluation_feedback(tmp_path: Path) -> 
     assert "bfloat16: relative norm error <= 0.025" in s  # from the task's tolerances
     assert "| B16 H32 N1024 D64 causal |" in u and "sdpa_flash" in u and "% of peak: TFLOP/s over 790" in u
     assert "simulated: a cost model" in u
-    assert "- program 2 (llm_diff of 1): narrower key tiles at D=64; fitness 2.158 (+0.432 vs its parent)" in u
+    assert "- program 2 (llm_diff of 1): narrower key tiles at D=64; fitness 2.007 (+0.401 vs its parent)" in u
     assert "Its difference from the current program:" in u and '+    64: {"BLOCK_M": 128, "BLOCK_N": 64' in u
     assert "- TMA gained 3% at D=128" in u and "Target the causal shapes" in u
     assert "Rejected at the sweep stage: B2 H3 N17 D64 bfloat16: max abs error 0.9" in failed
