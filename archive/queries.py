@@ -144,6 +144,11 @@ def has_code_hash(session: Session, run_id: int, hash_: str) -> bool:
     return session.scalar(stmt) is not None
 
 
+def program_ids(session: Session, run_id: int) -> list[int]:
+    run_row(session, run_id)
+    return list(session.scalars(select(Program.id).where(Program.run_id == run_id).order_by(Program.id)))
+
+
 def pending_programs(session: Session, run_id: int) -> list[int]:
     run_row(session, run_id)
     stmt = (

@@ -198,6 +198,12 @@ class Archive:
         with self._write() as s:
             writes.set_program_state(s, program_id, ProgramState(state))
 
+    def program_ids(self, run_id: int) -> list[int]:
+        """Every program of a run, oldest first (ids may have gaps: PostgreSQL spends a sequence
+        value on an insert that loses a race)."""
+        with self._read() as s:
+            return queries.program_ids(s, run_id)
+
     def pending_programs(self, run_id: int) -> list[int]:
         """Programs never evaluated (pending, or evaluating when a worker died): re-queue on resume."""
         with self._read() as s:

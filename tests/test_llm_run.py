@@ -114,7 +114,7 @@ mutate_every = 2
     with Archive.open(str(db), create=False) as a:
         calls = a.llm_calls(1)
         run = a.get_run(1)
-        programs = [a.get_program(pid) for pid in range(1, a.stats(1).programs + 1)]
+        programs = [a.get_program(pid) for pid in a.program_ids(1)]
         events = a.events(1)
         assert a.stats(1).evaluations == 8
     purposes = Counter(c.purpose for c in calls)

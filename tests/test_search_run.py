@@ -30,13 +30,8 @@ def evolve(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]
     return subprocess.run([sys.executable, "-m", "evolve", *args], capture_output=True, text=True, timeout=timeout)
 
 
-def program_ids(a: Archive, run_id: int) -> range:
-    """Every program of the test's only run (ids count up from 1 in a fresh archive)."""
-    return range(1, a.stats(run_id).programs + 1)
-
-
 def assert_each_program_judged_once(a: Archive, run_id: int) -> None:
-    programs = set(program_ids(a, run_id))
+    programs = set(a.program_ids(run_id))
     evaluated = Counter(e.program_id for pid in programs for e in a.evaluations(pid))
     assert all(n == 1 for n in evaluated.values()), evaluated
     assert a.pending_programs(run_id) == []
@@ -60,7 +55,7 @@ def test_simulated_run_goes_end_to_end_through_ray(tmp_path: Path) -> None:
         assert_each_program_judged_once(a, 1)
         assert {e.kind for e in a.events(1)} >= {"started", "finished", "migration"}
         assert {c.coords[-1] for c in a.cells(1)} == {0, 1}  # both islands hold elites
-        ops = Counter(a.get_program(pid).operator for pid in program_ids(a, 1))
+        ops = Counter(a.get_program(pid).operator for pid in a.program_ids(1))
         assert ops["seed"] == 1 and ops["mutate"] > 0
     status = evolve("status", "--db", db)
     assert status.returncode == 0 and "finished" in status.stdout
@@ -117,7 +112,7 @@ def test_crashing_and_hanging_candidates_do_not_stop_the_run(tmp_path: Path) -> 
     assert r.returncode == 0, r.stderr
     with Archive.open(db, create=False) as a:
         outcomes = {a.get_program(pid).operator + ":" + a.get_program(pid).latest_evaluation.outcome.value
-                    for pid in program_ids(a, 1)}
+                    for pid in a.program_ids(1)}
         assert {"import:crashed", "import:timeout"} <= outcomes
         assert a.stats(1).evaluations == 7 and a.get_run(1).status.value == "finished"
 
@@ -177,7 +172,7 @@ def test_a_lost_worker_is_replaced_and_its_candidate_requeued(tmp_path: Path) ->
         assert progress.evaluated == 8
         assert_each_program_judged_once(archive, progress.run_id)
         outcomes = Counter(archive.get_program(pid).latest_evaluation.outcome.value
-                           for pid in program_ids(archive, progress.run_id))
+                           for pid in archive.program_ids(progress.run_id))
         assert outcomes["crashed"] == 0
     finally:
         executor.close()

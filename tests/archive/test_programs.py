@@ -65,3 +65,11 @@ def test_pending_and_evaluating_programs_are_what_a_resume_requeues(archive: Arc
     archive.set_program_state(ids[0], "evaluating")
     archive.set_program_state(ids[1], "evaluated")
     assert archive.pending_programs(run) == [ids[0], ids[2]]
+
+
+def test_a_runs_programs_are_listed_oldest_first_and_only_its_own(archive: Archive, run: int) -> None:
+    other = archive.create_run("mha_fwd", {}, simulated=True)
+    mine = [archive.add_program(run, kernel(i), operator="seed")[0] for i in (1, 2)]
+    theirs, _ = archive.add_program(other, kernel(3), operator="seed")
+    archive.add_program(run, kernel(1, comment=" again"), operator="mutate")  # a duplicate adds nothing
+    assert archive.program_ids(run) == mine and archive.program_ids(other) == [theirs]
