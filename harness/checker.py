@@ -14,7 +14,7 @@ from pathlib import Path
 
 from harness.device import Platform, detect
 from harness.gpulock import GpuLock
-from harness.judge import Judge, JudgeFailed
+from harness.judge import Judge
 from harness.plan import Limits
 from harness.protocol import Malformed
 from harness.replayed import ReplayTrials
@@ -199,5 +199,3 @@ class Checker:
             timings += runner.time(self.task.benchmark_cases())
         enter(Stage.DONE)
 
-
-__all__ = ["Checker", "CheckOptions", "JudgeFailed", "Rejected"]
