@@ -30,7 +30,7 @@ from typing import Any, Union
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _DTYPES = ("i1", "i8", "i16", "i32", "i64", "u1", "u8", "u16", "u32", "u64", "fp8e4nv", "fp8e5", "fp8e4b15",
            "fp8e4b8", "fp8e5b16", "fp16", "bf16", "fp32", "f32", "fp64")
-_INT_TYPES = {"i1", "i8", "i16", "i32", "i64", "u1", "u8", "u16", "u32", "u64"}
+INT_TYPES = {"i1", "i8", "i16", "i32", "i64", "u1", "u8", "u16", "u32", "u64"}
 _FLOAT_TYPES = {"fp16", "bf16", "fp32", "f32", "fp64"}
 _TENSORDESC = re.compile(r"^tensordesc<(" + "|".join(_DTYPES) + r")\[\d+(, ?\d+){0,4}\](,[A-Za-z0-9_ =,.()\[\]']{0,400})?>$")
 OUTPUT_DTYPES = ("float16", "bfloat16", "float32")
@@ -404,7 +404,7 @@ def _match(a: Arg, ty: Any, what: str, plan: Plan) -> None:
         ok = a is None or (isinstance(a, Pointer) and a.offset <= plan.buffers[a.buffer].nbytes)
     elif ty.startswith("tensordesc"):
         ok = isinstance(a, Descriptor) and _inside(a, _ELEM_BYTES.get(ty[len("tensordesc<"):].split("[")[0], 8), plan)
-    elif ty in _INT_TYPES:
+    elif ty in INT_TYPES:
         ok = isinstance(a, Scalar) and isinstance(a.value, int)
     else:
         ok = ty in _FLOAT_TYPES and isinstance(a, Scalar) and isinstance(a.value, float)

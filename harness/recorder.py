@@ -25,6 +25,7 @@ import torch
 from torch.utils._python_dispatch import _disable_current_modes
 
 from harness.plan import (
+    INT_TYPES,
     Arg,
     Buffer,
     Descriptor,
@@ -38,8 +39,6 @@ from harness.plan import (
     Scalar,
     Snapshot,
 )
-
-_INT_TYPES = ("i", "u")
 
 
 class RecordingError(Exception):
@@ -123,7 +122,7 @@ class Recording:
         if ty.startswith("tensordesc"):
             return Descriptor(self._pointer(a.base, name), tuple(int(x) for x in a.shape),  # type: ignore[arg-type]
                               tuple(int(x) for x in a.strides), tuple(int(x) for x in a.block_shape), str(a.padding))
-        if ty.startswith(_INT_TYPES):
+        if ty in INT_TYPES:
             return Scalar(int(a))
         return Scalar(float(a))
 

@@ -21,7 +21,6 @@ from harness.plan import Descriptor, Fill, KernelSpec, Plan, Pointer, Scalar, Sn
 
 GUARD = 64 << 10  # bytes of guard band on each side of every buffer
 ALIGN = 512  # buffer bases, as torch's allocator aligns them (Triton specializes on 16-byte alignment)
-_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
 class CandidateFault(Exception):
@@ -108,7 +107,7 @@ class Replay:
                 raw = torch.frombuffer(bytearray(snapshots[b.init.sha256]), dtype=torch.uint8)
                 self._inits.append((region[: b.nbytes], raw.to("cuda")))
         o = plan.output
-        dtype = _DTYPES[o.dtype]
+        dtype = getattr(torch, o.dtype)  # one of plan.OUTPUT_DTYPES, validated
         flat = self.regions[o.buffer][o.offset: plan.buffers[o.buffer].nbytes]
         flat = flat[: flat.numel() // dtype.itemsize * dtype.itemsize].view(dtype)
         self.output = flat.as_strided(o.shape, o.strides)
