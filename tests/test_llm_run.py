@@ -102,7 +102,7 @@ dollars = 1.3
 [llm.scratchpad]
 interval = 2
 [llm.strategies]
-mutate_every = 2
+mutate_every = 1
 """)
     with FakeLLM(KernelModel()) as fake:
         r = evolve("run", "--simulate", "--budget", "8", "--db", str(db), "--quiet", "--random-seed", "4",
