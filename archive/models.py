@@ -1,7 +1,9 @@
 """The archive's tables, as typed SQLAlchemy models.
 
 Everything the search filters, ranks or bins by is a column or a (parent, name, value) row;
-JSON holds only free-form payloads (run configuration, shape dicts, extras). Migrations in
+JSON holds only free-form payloads (run configuration, shape dicts, extras). Rows that a retried
+write could add twice carry the ``key`` of the call that wrote them (see ``archive.store``;
+NULL on rows from before schema 0002). Migrations in
 ``archive/migrations/versions`` are frozen copies of these models; a test keeps them in step.
 """
 
@@ -124,6 +126,23 @@ class Run(Base):
     spent_seconds: Mapped[float] = mapped_column(default=0.0)
     spent_dollars: Mapped[float] = mapped_column(default=0.0)
     spent_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    key: Mapped[str | None] = mapped_column(String(200), unique=True, index=True)
+
+
+class SpendRow(Base):
+    """One ``add_spend`` increment, stored with it in its transaction: a retry whose key is here
+    was applied already. The run row keeps the totals (including spend from before schema 0002,
+    which has no rows here)."""
+
+    __tablename__ = "spends"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    candidates: Mapped[int] = mapped_column(BigInteger)
+    seconds: Mapped[float]
+    dollars: Mapped[float]
+    tokens: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Program(Base):
@@ -145,6 +164,8 @@ class Program(Base):
     state: Mapped[ProgramState] = mapped_column(_archive_enum(ProgramState, "program_state"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     meta: Mapped[dict[str, Any] | None]
+    # Tells a retry of the call that created this row from a later call adding the same code.
+    key: Mapped[str | None] = mapped_column(String(200), unique=True, index=True)
     # Large text last: SQLite reads a row's columns in order, through overflow pages.
     source: Mapped[str] = mapped_column(Text)
 
@@ -284,6 +305,7 @@ class LlmCall(Base):
     latency_s: Mapped[float]
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    key: Mapped[str | None] = mapped_column(String(200), unique=True, index=True)
 
 
 class Event(Base):
@@ -295,3 +317,4 @@ class Event(Base):
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    key: Mapped[str | None] = mapped_column(String(200), unique=True, index=True)

@@ -4,8 +4,10 @@ so a caller never holds a session and a crash never leaves half of a write behin
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -73,9 +75,10 @@ class Archive:
     """Every run, program, evaluation, cell, LLM call and event of the project, in one database.
 
     Every method is retried while the database is unreachable (a server restart, a network
-    blip, a long-held SQLite lock), for up to ``outage_s`` seconds; the writes a retry could
-    repeat are idempotent, except spend, events and LLM calls, which a retry after a lost
-    acknowledgement may count twice.
+    blip, a long-held SQLite lock), for up to ``outage_s`` seconds, so every write is
+    idempotent: by its natural key, or, for a method with a ``key`` parameter, by that key.
+    Left None, the key is drawn once per call before its first attempt, so a retry after a
+    commit whose acknowledgement was lost finds its write applied instead of applying it again.
     """
 
     outage_s: float = 120.0
@@ -125,9 +128,12 @@ class Archive:
         simulated: bool,
         budget: dict[str, Any] | None = None,
         name: str | None = None,
+        key: str | None = None,
     ) -> int:
         with self._write() as s:
-            return writes.create_run(s, task, config, simulated=simulated, budget=budget, name=name)
+            return writes.create_run(
+                s, task, config, simulated=simulated, budget=budget, name=name, key=_drawn(key)
+            )
 
     def get_run(self, run_id: int) -> RunInfo:
         with self._read() as s:
@@ -143,10 +149,19 @@ class Archive:
             writes.set_run_status(s, run_id, RunStatus(status))
 
     def add_spend(
-        self, run_id: int, *, candidates: int = 0, seconds: float = 0, dollars: float = 0, tokens: int = 0
+        self,
+        run_id: int,
+        *,
+        candidates: int = 0,
+        seconds: float = 0,
+        dollars: float = 0,
+        tokens: int = 0,
+        key: str | None = None,
     ) -> None:
         with self._write() as s:
-            writes.add_spend(s, run_id, candidates=candidates, seconds=seconds, dollars=dollars, tokens=tokens)
+            writes.add_spend(
+                s, run_id, candidates=candidates, seconds=seconds, dollars=dollars, tokens=tokens, key=_drawn(key)
+            )
 
     def config(self, run_id: int) -> dict[str, Any]:
         with self._read() as s:
@@ -165,9 +180,11 @@ class Archive:
         island: int = 0,
         descriptors: dict[str, float] | None = None,
         meta: dict[str, Any] | None = None,
+        key: str | None = None,
     ) -> tuple[int, bool]:
         """Store a candidate; the same normalized code in the same run returns the existing id
-        with ``created=False`` (parents, descriptors and meta of the repeat are not stored)."""
+        with ``created=False`` (parents, descriptors and meta of the repeat are not stored),
+        unless the existing row was stored under this call's ``key``."""
         with self._write() as s:
             return writes.add_program(
                 s,
@@ -179,6 +196,7 @@ class Archive:
                 island=island,
                 descriptors=descriptors,
                 meta=meta,
+                key=_drawn(key),
             )
 
     def find_program_by_code(self, run_id: int | None, source: str) -> int | None:
@@ -281,6 +299,7 @@ class Archive:
         latency_s: float,
         error: str | None,
         program_id: int | None = None,
+        key: str | None = None,
     ) -> int:
         with self._write() as s:
             return writes.add_llm_call(
@@ -296,6 +315,7 @@ class Archive:
                 latency_s=latency_s,
                 error=error,
                 program_id=program_id,
+                key=_drawn(key),
             )
 
     def llm_calls(self, run_id: int | None) -> list[LlmCallInfo]:
@@ -308,9 +328,11 @@ class Archive:
         with self._read() as s:
             return queries.llm_spend(s, run_id)
 
-    def add_event(self, run_id: int | None, kind: str, message: str, data: dict[str, Any] | None = None) -> int:
+    def add_event(
+        self, run_id: int | None, kind: str, message: str, data: dict[str, Any] | None = None, *, key: str | None = None
+    ) -> int:
         with self._write() as s:
-            return writes.add_event(s, run_id, kind, message, data)
+            return writes.add_event(s, run_id, kind, message, data, key=_drawn(key))
 
     def events(self, run_id: int | None) -> list[EventInfo]:
         """Events of ``run_id``; None: archive-wide events."""
@@ -349,9 +371,18 @@ class Archive:
             return queries.failures(s, run_id)
 
 
+def _drawn(key: str | None) -> str:
+    assert key is not None  # _outage_tolerant draws one before a keyed method's first attempt
+    return key
+
+
 def _outage_tolerant(method: Callable[..., Any]) -> Callable[..., Any]:
+    keyed = "key" in inspect.signature(method).parameters
+
     @functools.wraps(method)
     def retried(self: Archive, *args: Any, **kwargs: Any) -> Any:
+        if keyed and kwargs.get("key") is None:
+            kwargs["key"] = uuid.uuid4().hex  # once, outside the loop: every attempt presents it
         deadline = time.monotonic() + self.outage_s
         delay = 0.2
         while True:

@@ -4,6 +4,8 @@ transaction it runs in (``Archive`` opens one per call).
 Retries are expected (a worker re-delivers an evaluation after a crash, a resumed run re-adds
 its pending programs), so inserts that could repeat go through ``INSERT ... ON CONFLICT DO
 NOTHING`` on a natural key: the database, not a read-then-write race, decides who created a row.
+Writes with no natural key (runs, spend, LLM calls, events) use the idempotency ``key`` of the
+call instead, so a retry after a commit whose acknowledgement was lost finds its own row.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from archive.models import (
     Run,
     RunStatus,
     ShapeResultRow,
+    SpendRow,
     TimingRow,
     utcnow,
 )
@@ -51,6 +54,17 @@ def _insert(session: Session, model: type[Any]) -> Any:
 
 def _rowcount(result: Any) -> int:
     return cast(CursorResult[Any], result).rowcount
+
+
+def _insert_once(session: Session, model: type[Any], key: str, /, **values: Any) -> int:
+    """Insert a row under idempotency ``key``; the id of the row already stored under it, if any."""
+    created = session.execute(
+        _insert(session, model)
+        .values(key=key, **values)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(model.id)
+    ).scalar_one_or_none()
+    return created if created is not None else session.scalars(select(model.id).where(model.key == key)).one()
 
 
 def cap_log(log: str) -> str:
@@ -78,12 +92,20 @@ def create_run(
     simulated: bool,
     budget: dict[str, Any] | None,
     name: str | None,
+    key: str,
 ) -> int:
     grid_spec(config)  # refuse a grid the archive could not render, before anything is stored
-    run = Run(name=name, task=task, simulated=simulated, status=RunStatus.RUNNING, config=config, budget=budget)
-    session.add(run)
-    session.flush()
-    return run.id
+    return _insert_once(
+        session,
+        Run,
+        key,
+        name=name,
+        task=task,
+        simulated=simulated,
+        status=RunStatus.RUNNING,
+        config=config,
+        budget=budget,
+    )
 
 
 def set_run_status(session: Session, run_id: int, status: RunStatus) -> None:
@@ -92,9 +114,28 @@ def set_run_status(session: Session, run_id: int, status: RunStatus) -> None:
     run.ended_at = utcnow() if status in FINAL_RUN_STATUSES else None
 
 
-def add_spend(session: Session, run_id: int, *, candidates: int, seconds: float, dollars: float, tokens: int) -> None:
+def add_spend(
+    session: Session, run_id: int, *, candidates: int, seconds: float, dollars: float, tokens: int, key: str
+) -> None:
+    run_row(session, run_id)
+    recorded = session.execute(
+        _insert(session, SpendRow)
+        .values(
+            key=key,
+            run_id=run_id,
+            candidates=candidates,
+            seconds=seconds,
+            dollars=dollars,
+            tokens=tokens,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(SpendRow.key)
+    ).scalar_one_or_none()
+    if recorded is None:  # an earlier attempt of this call committed, increment included
+        return
     # Increments in SQL, so concurrent workers never overwrite each other's spend.
-    result = session.execute(
+    session.execute(
         update(Run)
         .where(Run.id == run_id)
         .values(
@@ -105,8 +146,6 @@ def add_spend(session: Session, run_id: int, *, candidates: int, seconds: float,
         )
         .execution_options(synchronize_session=False)
     )
-    if _rowcount(result) == 0:
-        raise ArchiveError(f"no run {run_id}")
 
 
 def add_program(
@@ -120,6 +159,7 @@ def add_program(
     island: int,
     descriptors: dict[str, float] | None,
     meta: dict[str, Any] | None,
+    key: str,
 ) -> tuple[int, bool]:
     run_row(session, run_id)
     if parents:
@@ -140,6 +180,7 @@ def add_program(
             island=island,
             state=ProgramState.PENDING,
             meta=meta,
+            key=key,
             created_at=utcnow(),
         )
         .on_conflict_do_nothing(index_elements=["run_id", "code_hash"])
@@ -147,11 +188,11 @@ def add_program(
     )
     program_id = session.execute(stmt).scalar_one_or_none()
     if program_id is None:
-        existing = session.scalar(
-            select(Program.id).where(Program.run_id == run_id, Program.code_hash == normalized_hash)
-        )
-        assert existing is not None  # the conflicting row is committed or ours
-        return existing, False
+        existing = session.execute(
+            select(Program.id, Program.key).where(Program.run_id == run_id, Program.code_hash == normalized_hash)
+        ).one()  # the conflicting row is committed or ours
+        # Under our key, an earlier attempt of this call created it (parents and descriptors too).
+        return existing.id, existing.key == key
     if parents:
         session.execute(
             _insert(session, ProgramParent),
@@ -323,12 +364,16 @@ def add_llm_call(
     latency_s: float,
     error: str | None,
     program_id: int | None,
+    key: str,
 ) -> int:
     if run_id is not None:
         run_row(session, run_id)
     if program_id is not None:
         program_row(session, program_id)
-    call = LlmCall(
+    return _insert_once(
+        session,
+        LlmCall,
+        key,
         run_id=run_id,
         program_id=program_id,
         model=model,
@@ -341,15 +386,11 @@ def add_llm_call(
         latency_s=latency_s,
         error=error,
     )
-    session.add(call)
-    session.flush()
-    return call.id
 
 
-def add_event(session: Session, run_id: int | None, kind: str, message: str, data: dict[str, Any] | None) -> int:
+def add_event(
+    session: Session, run_id: int | None, kind: str, message: str, data: dict[str, Any] | None, *, key: str
+) -> int:
     if run_id is not None:
         run_row(session, run_id)
-    event = Event(run_id=run_id, kind=kind, message=message, data=data)
-    session.add(event)
-    session.flush()
-    return event.id
+    return _insert_once(session, Event, key, run_id=run_id, kind=kind, message=message, data=data)

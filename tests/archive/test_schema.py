@@ -6,17 +6,23 @@ import shutil
 import sqlite3
 from collections.abc import Callable
 from contextlib import closing
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Connection, MetaData, Table, create_engine, inspect, text
 
 import archive.schema
-from archive import Archive, ArchiveError, default_url, upgrade_archive
+from archive import Archive, ArchiveError, code_hash, content_hash, default_url, upgrade_archive
 from archive.models import Base
-from archive.schema import head_revision
+from archive.schema import alembic_config, head_revision
+from tests.archive.factories import kernel
+
+SHIPPED = head_revision()  # the newest revision this code ships
 
 
 def test_opening_an_empty_database_creates_every_table_at_the_head_revision(archive_url: str) -> None:
@@ -51,16 +57,16 @@ def test_an_archive_from_a_newer_version_is_refused_with_advice(archive_url: str
 
 
 @pytest.fixture
-def release_0002(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
-    """Installs, when called, the shipped migrations plus a revision 0002 adding an index, as a
+def next_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Installs, when called, the shipped migrations plus a revision 9999 adding an index, as a
     later release of evolve would ship them."""
 
     def install() -> None:
         scripts = tmp_path / "migrations"
         shutil.copytree(archive.schema.MIGRATIONS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-        (scripts / "versions" / "0002_task_index.py").write_text(
+        (scripts / "versions" / "9999_task_index.py").write_text(
             "from alembic import op\n"
-            "revision = '0002'\ndown_revision = '0001'\nbranch_labels = None\ndepends_on = None\n"
+            f"revision = '9999'\ndown_revision = '{SHIPPED}'\nbranch_labels = None\ndepends_on = None\n"
             "def upgrade():\n    op.create_index('ix_runs_task', 'runs', ['task'])\n"
         )
         monkeypatch.setattr(archive.schema, "MIGRATIONS", scripts)
@@ -69,25 +75,64 @@ def release_0002(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[]
 
 
 def test_opening_an_older_archive_upgrades_it_and_says_so(
-    archive_url: str, release_0002: Callable[[], None], capsys: pytest.CaptureFixture[str]
+    archive_url: str, next_release: Callable[[], None], capsys: pytest.CaptureFixture[str]
 ) -> None:
     with Archive.open(archive_url) as old:
         run = old.create_run("mha_fwd", {}, simulated=True)
-    release_0002()
+    next_release()
     capsys.readouterr()
     with Archive.open(archive_url) as upgraded:
         assert upgraded.get_run(run).task == "mha_fwd"
     notice = capsys.readouterr().err.strip().splitlines()
     assert len(notice) == 1
-    assert "from schema 0001 to 0002" in notice[0]
+    assert f"from schema {SHIPPED} to 9999" in notice[0]
 
 
-def test_upgrade_reports_the_revisions_it_moved_between(archive_url: str, release_0002: Callable[[], None]) -> None:
+def test_upgrade_reports_the_revisions_it_moved_between(archive_url: str, next_release: Callable[[], None]) -> None:
     Archive.open(archive_url).close()
-    release_0002()
+    next_release()
     change = upgrade_archive(archive_url)
-    assert (change.before, change.after) == ("0001", "0002")
-    assert (upgrade_archive(archive_url).before, head_revision()) == ("0002", "0002")
+    assert (change.before, change.after) == (SHIPPED, "9999")
+    assert (upgrade_archive(archive_url).before, head_revision()) == ("9999", "9999")
+
+
+def _insert_row(connection: Connection, table: str, **row: Any) -> int:
+    reflected = Table(table, MetaData(), autoload_with=connection)
+    return connection.execute(reflected.insert().values(**row).returning(reflected.c.id)).scalar_one()
+
+
+def test_an_archive_from_schema_0001_keeps_its_rows_and_takes_keyed_writes_after_upgrading(archive_url: str) -> None:
+    """Rows from before the idempotency keys keep NULL keys, any number of them per table."""
+    then = datetime(2025, 1, 1)
+    engine = create_engine(archive_url)
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "0001")
+        run = _insert_row(
+            connection, "runs", task="mha_fwd", simulated=True, status="running", config={}, started_at=then,
+            spent_candidates=2, spent_seconds=0.0, spent_dollars=0.5, spent_tokens=0,
+        )
+        for message in ("started", "resumed"):
+            _insert_row(connection, "events", run_id=run, kind=message, message=message, created_at=then)
+        for _ in range(2):
+            _insert_row(
+                connection, "llm_calls", run_id=run, model="m", purpose="llm_diff", prompt="p", prompt_tokens=1,
+                completion_tokens=1, cost_usd=0.25, latency_s=1.0, created_at=then,
+            )
+        old = _insert_row(
+            connection, "programs", run_id=run, content_hash=content_hash(kernel(1)), code_hash=code_hash(kernel(1)),
+            operator="seed", generation=0, island=0, state="pending", created_at=then, source=kernel(1),
+        )
+    engine.dispose()
+    with Archive.open(archive_url) as upgraded:
+        upgraded.add_spend(run, candidates=1, dollars=0.25)
+        upgraded.add_event(run, "stopped", "stopped")
+        upgraded.add_llm_call(run, model="m", purpose="llm_diff", prompt="p", response="r", prompt_tokens=1,
+                              completion_tokens=1, cost_usd=0.25, latency_s=1.0, error=None)
+        spend = upgraded.get_run(run).spend
+        assert (spend.candidates, spend.dollars) == (3, 0.75)
+        assert [e.message for e in upgraded.events(run)] == ["started", "resumed", "stopped"]
+        assert upgraded.llm_spend(run) == (0.75, 6)
+        assert upgraded.add_program(run, kernel(1), operator="mutate") == (old, False)
 
 
 def test_browsing_a_missing_sqlite_file_fails_without_creating_it(tmp_path: Path) -> None:
