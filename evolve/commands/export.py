@@ -17,23 +17,38 @@ def export(
                                       show_default=False)],
     name: Annotated[str, typer.Option("--name", metavar="PACKAGE", help="Import name of the package.")] = "evolved_attention",
     force: Annotated[bool, typer.Option("--force", help="Replace DIR if it holds an earlier export.")] = False,
+    no_retime: Annotated[bool, typer.Option(
+        "--no-retime", help="Route by the intervals the search archived instead of re-timing the chosen kernels "
+                            "on this GPU (for machines without one); the package says it was not re-timed.")] = False,
     db: Db = None,
 ) -> None:
-    """Write the kernels measured fastest per head_dim, causal flag, dtype and sequence-length
-    bucket as a standalone package (torch + triton only) with a drop-in
-    scaled_dot_product_attention, its dispatch table, provenance, README and tests.
+    """Write, per head_dim, causal flag, dtype and sequence-length bucket, the kernel measured
+    surest on that bucket's benchmark shape as a standalone package (torch + triton only) with a
+    drop-in scaled_dot_product_attention, its dispatch table, provenance, README and tests.
 
-    Refuses simulated runs, kernels that failed a harness stage and kernels without GPU timings.
+    Before writing, every chosen kernel is checked again by the harness on this GPU and timed in
+    turns with torch's default SDPA; a bucket whose kernel is not confirmed faster (interval
+    entirely above 1.0) calls torch's default SDPA. Refuses simulated runs, kernels that failed
+    a harness stage and kernels without GPU timings.
     """
     from archive import Archive
     from evolve.export import export as export_package
+    from evolve.export.winners import TASK
+    from harness.checker import Checker
 
+    judge = None if no_retime else Checker(TASK)
     with Archive.open(db, create=False) as archive:
-        table = export_package(archive, runs, out, name, force=force)
+        table = export_package(archive, runs, out, name, judge=judge, force=force,
+                               progress=lambda line: typer.echo(line, err=True))
+    for row in table.timed_rows:
+        typer.echo(f"  {row.summary()}")
     kernels = table.kernels
-    typer.echo(f"Wrote {name} to {out}: {len(kernels)} kernel{'s' if len(kernels) != 1 else ''} "
-               f"(programs {', '.join(str(k.program_id) for k in kernels)}) measured on {kernels[0].device}, "
-               f"{len(table.rows)} dispatch rows over {len(table.buckets)} length buckets.")
+    ours = sum(1 for r in table.timed_rows if r.runs)
+    typer.echo(f"Wrote {name} to {out}: {ours} of {len(table.timed_rows)} measured shapes run "
+               f"{len(kernels)} kernel{'s' if len(kernels) != 1 else ''} "
+               f"(programs {', '.join(str(k.program_id) for k in kernels)}), the others torch's default SDPA; "
+               + ("re-timed on this GPU." if table.retiming else
+                  "routed by the archived intervals, not re-timed (--no-retime)."))
     typer.echo(f"Install it with `pip install {out}`; test it with `python -m pytest {out}/tests` "
                f"(on a CPU: TRITON_INTERPRET=1).")
 

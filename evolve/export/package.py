@@ -1,5 +1,6 @@
-"""Writing the package: the template files (``template/``), the copied kernels, the dispatch
-table with provenance (``dispatch.json``) and a README rendered from the same data.
+"""Writing the package: the template files (``template/``), the copied kernels of the buckets
+that run them, the dispatch table with provenance (``dispatch.json``) and a README rendered
+from the same data.
 
 The package is rendered into a fresh directory beside ``out`` and moved into place at the end,
 so a failed export leaves nothing half-written.
@@ -22,6 +23,7 @@ import jinja2
 
 from evolve.errors import UserError
 from evolve.export.buckets import RULE
+from evolve.export.choice import CHOICE_RULE, ROUTE_RULE
 from evolve.export.devices import compute_capability
 from evolve.export.table import DispatchTable
 from evolve.export.winners import TASK
@@ -30,6 +32,8 @@ TEMPLATE = Path(__file__).parent / "template"
 MARKER = "# Written by `evolve export`"
 _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 _TAKEN = {"torch", "triton", "tests", "test"}
+BASELINE = ("torch.nn.functional.scaled_dot_product_attention with no backend forced: whichever backend "
+            "torch picks for the call on that GPU (named in each row)")
 
 
 def check_name(name: str) -> None:
@@ -53,7 +57,7 @@ def check_out(out: Path, force: bool) -> None:
 
 def write_package(table: DispatchTable, runs: list[int], out: Path, name: str) -> None:
     data = manifest(table, runs, name)
-    context = _readme_context(data, table)
+    context = _readme_context(data)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -72,16 +76,23 @@ def write_package(table: DispatchTable, runs: list[int], out: Path, name: str) -
 
 def manifest(table: DispatchTable, runs: list[int], name: str) -> dict[str, Any]:
     """``dispatch.json``: what the package's dispatcher reads, and the provenance people read."""
-    device = table.rows[0].best.kernel.device
+    device = table.rows[0].chosen.device
     capability = compute_capability(device)
+    r = table.retiming
     return {
-        "format": 1,
+        "format": 2,
         "package": name,
         "task": TASK,
         "runs": runs,
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "exported_by": f"evolve export (kernel-evolve {metadata.version('kernel-evolve')})",
         "device": {"name": device, "compute_capability": list(capability) if capability else None},
+        "baseline": BASELINE,
+        "retimed": None if r is None else {
+            "device": r.device, "torch": r.torch_version, "triton": r.triton_version, "cudnn": r.cudnn_version,
+            "at": r.at.isoformat(timespec="seconds")},
+        "choice_rule": CHOICE_RULE,
+        "route_rule": ROUTE_RULE,
         "bucket_rule": RULE,
         "buckets": [{"min_seq": b.min_seq, "max_seq": b.max_seq, "measured_seq": b.measured_seq}
                     for b in table.buckets],
@@ -117,26 +128,27 @@ def dumps(data: dict[str, Any]) -> str:
     return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
-def _readme_context(data: dict[str, Any], table: DispatchTable) -> dict[str, Any]:
+def _readme_context(data: dict[str, Any]) -> dict[str, Any]:
     timed = [r for r in data["table"] if r["dtype"] == r["timed_as"]]
-    speedups = [r["speedup"] for r in timed]
+    ours = [r for r in timed if r["kernel"]]
     serves: dict[str, list[str]] = {}
-    for r in timed:
+    for r in ours:
         lengths = f"{r['min_seq']}+" if r["max_seq"] is None else f"{r['min_seq']}-{r['max_seq']}"
         serves.setdefault(r["kernel"], []).append(f"D{r['head_dim']}{' causal' if r['causal'] else ''} N {lengths}")
     return {
         **data,
         "version": data["exported_at"][:10].replace("-", "."),  # the export date, e.g. 2026.11.23
         "strict_env": f"{data['package'].upper()}_STRICT",
-        "rows": data["table"],
+        "rows": timed,
         "coverage": [{"head_dim": d, "dtype": t, "causal": c}
                      for d, t, c in sorted({(r["head_dim"], r["dtype"], r["causal"]) for r in data["table"]})],
         "inherited": sorted({r["dtype"] for r in data["table"]} - {r["dtype"] for r in timed}),
         "kernels": [{"name": n, **k, "serves": "; ".join(serves.get(n, []))} for n, k in data["kernels"].items()],
         "summary": {
-            "geomean": math.exp(sum(math.log(s) for s in speedups) / len(speedups)),
-            "min": min(speedups), "max": max(speedups),
-            "baselines": sorted({r["baseline"] for r in timed}),
+            "ours": len(ours), "timed": len(timed),
+            "geomean": math.exp(sum(math.log(r["speedup"]) for r in ours) / len(ours)),
+            "min": min(r["speedup"] for r in ours), "max": max(r["speedup"] for r in ours),
+            "baselines": sorted({r["baseline"] for r in ours}),
         },
     }
 

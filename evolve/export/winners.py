@@ -1,9 +1,10 @@
-"""The kernels worth exporting: for each benchmark shape of each run, the program measured
-fastest there, with its provenance; refusals for anything not measured on a GPU or not passed.
+"""What the archive says each program measured: per benchmark shape of each run, every program's
+timing there, with its provenance; refusals for anything not measured on a GPU or not passed.
 
 Only evaluations that passed every harness stage and were timed on a GPU count (simulated
-timings come from a cost model and are never exported). A winning program that failed any
-other evaluation of its own is refused rather than skipped: a kernel that was once wrong or
+timings come from a cost model and are never exported); a program evaluated more than once
+counts with its latest such evaluation, the freshest word on it. A chosen program that failed
+any other evaluation of its own is refused rather than skipped: a kernel that was once wrong or
 crashed does not belong in a library, and silently exporting the runner-up would hide that.
 """
 
@@ -11,14 +12,74 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from archive import Archive, EvaluationInfo
+from archive import Archive, EvaluationInfo, TimingInfo
 from evolve.errors import UserError
-from harness.verdict import Outcome, Stage
+from harness.verdict import Outcome, Stage, Timing
 
 TASK = "mha_fwd"
 # Failures that say something about the kernel; ``error`` is the harness's own, retryable one.
 _DISQUALIFYING = {Outcome.REJECTED, Outcome.CRASHED, Outcome.TIMEOUT}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A benchmark shape; ``key`` is what a dispatch row is chosen for."""
+
+    head_dim: int
+    causal: bool
+    dtype: str
+    seq: int
+    batch: int
+    heads: int
+
+    @classmethod
+    def of(cls, case: dict[str, Any]) -> Shape:
+        return cls(int(case["head_dim"]), bool(case["causal"]), str(case["dtype"]), int(case["seq"]),
+                   int(case["batch"]), int(case["heads"]))
+
+    @property
+    def key(self) -> tuple[int, bool, str, int]:
+        return self.head_dim, self.causal, self.dtype, self.seq
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One timing of a kernel on one shape, taken in turns with the baseline; ``low`` and
+    ``high`` bound the speedup's bootstrap interval (None where the samples were not kept)."""
+
+    ms: float
+    tflops: float
+    baseline: str
+    baseline_tflops: float
+    speedup: float
+    low: float | None
+    high: float | None
+    samples: int
+    retimed: bool  # by ``evolve export`` itself, rather than archived by the search
+
+    @classmethod
+    def archived(cls, t: TimingInfo) -> Figures:
+        return cls(t.ms, t.tflops, t.baseline_backend, t.baseline_tflops, t.speedup, t.speedup_low,
+                   t.speedup_high, t.samples, retimed=False)
+
+    @classmethod
+    def fresh(cls, t: Timing) -> Figures:
+        return cls(t.ms, t.tflops, t.baseline_backend, t.baseline_tflops, t.speedup, t.speedup_low,
+                   t.speedup_high, len(t.samples), retimed=True)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A program's timing on one benchmark shape, from its latest measured evaluation."""
+
+    program_id: int
+    run_id: int
+    evaluation_id: int
+    device: str
+    shape: Shape
+    figures: Figures
 
 
 @dataclass(frozen=True)
@@ -44,57 +105,34 @@ class Kernel:
         return f"program_{self.program_id}"
 
 
-@dataclass(frozen=True)
-class Measurement:
-    """A kernel's timing on one benchmark shape, beside the baseline timed in the same worker."""
-
-    kernel: Kernel
-    head_dim: int
-    causal: bool
-    dtype: str
-    seq: int
-    batch: int
-    heads: int
-    ms: float
-    tflops: float
-    baseline: str
-    baseline_tflops: float
-    speedup: float
-
-
-def measured_winners(archive: Archive, runs: list[int]) -> list[Measurement]:
-    """The fastest measured kernel per benchmark shape of each run (several runs: one entry per
-    run and shape; the table picks among them)."""
+def measurements(archive: Archive, runs: list[int]) -> list[Measurement]:
+    """Every measured program's timing on every benchmark shape of ``runs``."""
     out: list[Measurement] = []
     for run_id in runs:
-        out += _run_winners(archive, run_id)
-    devices = sorted({m.kernel.device for m in out})
+        out += _run_measurements(archive, run_id)
+    devices = sorted({m.device for m in out})
     if len(devices) > 1:
         raise UserError(f"the runs were measured on different GPUs ({', '.join(devices)}); "
                         "export runs of one GPU model together")
     return out
 
 
-def _run_winners(archive: Archive, run_id: int) -> list[Measurement]:
+def _run_measurements(archive: Archive, run_id: int) -> list[Measurement]:
     run = archive.get_run(run_id)
     if run.simulated:
         raise UserError(f"run {run_id} is simulated (a cost model, not GPU timings); "
                         "only runs measured on a GPU can be exported")
     if run.task != TASK:
         raise UserError(f"run {run_id} optimized task {run.task!r}; export builds {TASK} libraries only")
-    bests = archive.best_per_case(run_id)
-    if not bests:
-        raise UserError(_why_nothing_measured(archive, run_id))
-    kernels: dict[int, Kernel] = {}
     out = []
-    for best in bests:
-        if best.program_id not in kernels:
-            kernels[best.program_id] = _kernel(archive, best.program_id, best.evaluation_id)
-        t = best.timing
-        s = t.shape
-        out.append(Measurement(kernels[best.program_id], int(s["head_dim"]), bool(s["causal"]), str(s["dtype"]),
-                               int(s["seq"]), int(s["batch"]), int(s["heads"]), t.ms, t.tflops,
-                               t.baseline_backend, t.baseline_tflops, t.speedup))
+    for program_id in archive.program_ids(run_id):
+        measured = [e for e in archive.evaluations(program_id) if _measured(e)]
+        if measured:
+            e = measured[-1]
+            out += [Measurement(program_id, run_id, e.id, e.device, Shape.of(t.shape), Figures.archived(t))
+                    for t in e.timings]
+    if not out:
+        raise UserError(_why_nothing_measured(archive, run_id))
     return out
 
 
@@ -109,24 +147,21 @@ def _why_nothing_measured(archive: Archive, run_id: int) -> str:
             "(simulated or untimed evaluations cannot be exported)")
 
 
-def _kernel(archive: Archive, program_id: int, evaluation_id: int) -> Kernel:
-    program = archive.get_program(program_id)
-    evaluations = archive.evaluations(program_id)
-    chosen = next(e for e in evaluations if e.id == evaluation_id)
-    problem = _not_exportable(chosen)
-    if problem:
-        raise UserError(f"program {program_id} (run {program.run_id}) cannot be exported: evaluation "
-                        f"{evaluation_id} {problem}")
+def kernel(archive: Archive, m: Measurement) -> Kernel:
+    """The chosen program of ``m`` with its provenance; refused if any evaluation of it failed."""
+    program = archive.get_program(m.program_id)
+    evaluations = archive.evaluations(m.program_id)
+    chosen = next(e for e in evaluations if e.id == m.evaluation_id)
     failed = [e for e in evaluations if e.outcome in _DISQUALIFYING]
     if failed:
         e = failed[0]
-        raise UserError(f"program {program_id} (run {program.run_id}) is the fastest on some shape but its "
+        raise UserError(f"program {m.program_id} (run {program.run_id}) is the best on some shape but its "
                         f"evaluation {e.id} ended {e.outcome.value} at stage {e.stage.value} ({e.reason}); "
                         "a kernel that failed a harness stage is not exported")
     return Kernel(
-        program_id=program_id,
+        program_id=m.program_id,
         run_id=program.run_id,
-        evaluation_id=evaluation_id,
+        evaluation_id=chosen.id,
         operator=program.operator,
         generation=program.generation,
         source=program.source,
@@ -141,11 +176,6 @@ def _kernel(archive: Archive, program_id: int, evaluation_id: int) -> Kernel:
     )
 
 
-def _not_exportable(e: EvaluationInfo) -> str | None:
-    if not e.passed or e.stage is not Stage.DONE:
-        return f"stopped at stage {e.stage.value} ({e.outcome.value})"
-    if e.simulated or e.mode != "gpu":
-        return "was not measured on a GPU"
-    if not e.timings:
-        return "has no timings"
-    return None
+def _measured(e: EvaluationInfo) -> bool:
+    """Passed every stage and was timed on a GPU."""
+    return e.passed and e.stage is Stage.DONE and not e.simulated and e.mode == "gpu" and bool(e.timings)

@@ -1,5 +1,9 @@
-"""What ``evolve export`` writes: the fastest kernel per bucket, verbatim sources with their
-provenance, a reference that means what the harness's does, and nothing beyond torch and triton."""
+"""What ``evolve export`` writes: per shape the program measured surest there, a bucket running
+it only when it is confirmed faster than torch's default SDPA, verbatim sources with their
+provenance, a reference that means what the harness's does, and nothing beyond torch and triton.
+
+These export with ``--no-retime`` (no GPU here): routing by the archived intervals.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +19,11 @@ import torch
 
 from archive import Archive
 from harness.tasks.mha_fwd import naive_attention
-from tests.export.factories import measured, measured_run, seed_variant
+from tests.export.factories import BASELINE, BASELINE_TFLOPS, measured, measured_run, seed_variant
 
 
 def _export(evolve, out: Path, *args: str | int) -> dict[str, Any]:
-    result = evolve("export", *args, "--out", out, "--name", "attn")
+    result = evolve("export", *args, "--out", out, "--name", "attn", "--no-retime")
     assert result.code == 0, result
     return json.loads((out / "attn" / "dispatch.json").read_text())
 
@@ -28,8 +32,8 @@ def _rows(data: dict[str, Any], dtype: str = "bfloat16") -> dict[tuple[int, bool
     return {(r["head_dim"], r["causal"], r["min_seq"]): r for r in data["table"] if r["dtype"] == dtype}
 
 
-def test_dispatch_table_picks_the_fastest_kernel_per_bucket(evolve, archive: Archive, db: str, seed_source: str,
-                                                            tmp_path: Path) -> None:
+def test_each_row_names_the_program_measured_on_its_shape_with_its_interval(evolve, archive: Archive, db: str,
+                                                                           seed_source: str, tmp_path: Path) -> None:
     run, seed, variant = measured_run(archive, seed_source)
     data = _export(evolve, tmp_path / "pkg", run, "--db", db)
     assert data["buckets"] == [{"min_seq": 1, "max_seq": 2047, "measured_seq": 1024},
@@ -37,13 +41,54 @@ def test_dispatch_table_picks_the_fastest_kernel_per_bucket(evolve, archive: Arc
                                {"min_seq": 8192, "max_seq": None, "measured_seq": 16384}]
     rows = _rows(data)
     assert len(rows) == 2 * 2 * 3  # head_dim x causal x bucket
-    for (_, _, min_seq), row in rows.items():
+    for (d, _, min_seq), row in rows.items():
         short = min_seq == 1
-        assert row["kernel"] == f"program_{seed if short else variant}", row
-        assert row["tflops"] == (450 if short else 500) and row["speedup"] == pytest.approx(row["tflops"] / 400, abs=1e-3)
+        tflops = (450 if d == 64 else 404) if short else 500
+        assert row["program"] == (seed if short else variant), row
+        assert row["measured_seq"] == {1: 1024, 2048: 4096, 8192: 16384}[min_seq]
+        assert row["tflops"] == tflops and row["baseline"] == BASELINE and row["retimed"] is False
+        assert row["speedup"] == pytest.approx(tflops / BASELINE_TFLOPS, abs=1e-4)
+        assert (row["speedup_low"], row["speedup_high"]) == pytest.approx((row["speedup"] * 0.98, row["speedup"] * 1.02),
+                                                                          abs=1e-4)
+        assert row["samples"] == 30 and row["archived"]["speedup"] == row["speedup"]
+    assert data["retimed"] is None
+    assert "Not re-timed" in (tmp_path / "pkg" / "README.md").read_text()
 
 
-def test_fastest_across_runs_wins(evolve, archive: Archive, db: str, seed_source: str, tmp_path: Path) -> None:
+def test_bucket_not_confirmed_faster_calls_the_default(evolve, archive: Archive, db: str, seed_source: str,
+                                                       tmp_path: Path) -> None:
+    """The seed is the best measured at D128 N1024, but 1.01x [0.99, 1.03] is no confirmed gain."""
+    run, seed, variant = measured_run(archive, seed_source)
+    out = tmp_path / "pkg"
+    data = _export(evolve, out, run, "--db", db)
+    for dtype in ("bfloat16", "float16"):
+        for (d, _, min_seq), row in _rows(data, dtype).items():
+            default = d == 128 and min_seq == 1
+            assert row["routed_to_default"] is default and (row["kernel"] is None) is default, row
+            if default:
+                assert row["program"] == seed and "not confirmed faster" in row["why"]
+            else:
+                assert row["kernel"] == f"program_{row['program']}" and "confirmed faster" in row["why"]
+    assert sorted(data["kernels"]) == sorted([f"program_{seed}", f"program_{variant}"])
+    readme = (out / "README.md").read_text()
+    assert "| 128 | no | bfloat16 | 1-2047 | **torch default** |" in readme
+    assert "10 of the 12 benchmark shapes run an evolved kernel" in readme
+
+
+def test_surest_interval_beats_a_faster_median(evolve, archive: Archive, db: str, seed_source: str,
+                                               tmp_path: Path) -> None:
+    """A lucky median with a wide interval loses to a slightly slower, sure one."""
+    run, _, variant = measured_run(archive, seed_source)
+    lucky, _ = archive.add_program(run, seed_variant(seed_source).replace('"num_stages": 3', '"num_stages": 2'),
+                                   operator="mutate", generation=2)
+    archive.add_evaluation(lucky, measured(lambda c: 540, spread=0.25), key="lucky", simulated=False)
+    rows = _rows(_export(evolve, tmp_path / "pkg", run, "--db", db))
+    for (_, _, min_seq), row in rows.items():
+        if min_seq > 1:
+            assert row["program"] == variant, row  # 1.25 [1.225, 1.275] beats 1.35 [1.01, 1.69]
+
+
+def test_surest_across_runs_wins(evolve, archive: Archive, db: str, seed_source: str, tmp_path: Path) -> None:
     first, seed, variant = measured_run(archive, seed_source)
     second = archive.create_run("mha_fwd", {}, simulated=False)
     faster, _ = archive.add_program(second, seed_variant(seed_source).replace('"num_stages": 3', '"num_stages": 2'),
@@ -51,11 +96,11 @@ def test_fastest_across_runs_wins(evolve, archive: Archive, db: str, seed_source
     archive.add_evaluation(faster, measured(lambda c: 600 if c["head_dim"] == 128 and c["seq"] == 16384 else 100),
                            key="faster", simulated=False)
     data = _export(evolve, tmp_path / "pkg", first, second, "--db", db)
-    kernels = {r["kernel"] for r in data["table"]}
+    kernels = {r["kernel"] for r in data["table"]} - {None}
     assert kernels == {f"program_{seed}", f"program_{variant}", f"program_{faster}"}
     for (d, _, min_seq), row in _rows(data).items():
         if d == 128 and min_seq == 8192:
-            assert row["kernel"] == f"program_{faster}"
+            assert row["kernel"] == f"program_{faster}" and row["run"] == second
     assert data["runs"] == [first, second] and data["kernels"][f"program_{faster}"]["run"] == second
 
 
@@ -66,7 +111,9 @@ def test_float16_uses_the_bfloat16_choice_it_was_checked_for(evolve, archive: Ar
     bf16, fp16 = _rows(data, "bfloat16"), _rows(data, "float16")
     assert fp16.keys() == bf16.keys()
     for key, row in fp16.items():
-        assert row["timed_as"] == "bfloat16" and row["kernel"] == bf16[key]["kernel"]
+        assert row["timed_as"] == "bfloat16"
+        assert (row["kernel"], row["program"], row["speedup_low"]) == \
+            (bf16[key]["kernel"], bf16[key]["program"], bf16[key]["speedup_low"])
 
 
 def test_kernels_are_verbatim_with_provenance(evolve, archive: Archive, db: str, seed_source: str,

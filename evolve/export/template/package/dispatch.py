@@ -1,9 +1,10 @@
-"""The dispatch table (``dispatch.json``): which copied kernel runs for a head_dim, causal flag,
-dtype and sequence length, and where each kernel came from.
+"""The dispatch table (``dispatch.json``): what runs for a head_dim, causal flag, dtype and
+sequence length, and where each kernel came from.
 
 Each (head_dim, causal, dtype) has length buckets; a call goes to the bucket holding its
-sequence length and runs the kernel measured fastest on that bucket's benchmark shape. The
-file is written by ``evolve export`` and meant to be read by people too.
+sequence length. A bucket runs the kernel chosen on its benchmark shape when that kernel was
+confirmed faster there than torch's default SDPA, and torch's default SDPA otherwise. The file
+is written by ``evolve export`` and meant to be read by people too.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ import torch
 
 @dataclass(frozen=True)
 class Route:
-    """One row of the table: lengths ``min_seq..max_seq`` (None: unbounded) run ``kernel``."""
+    """One row of the table: lengths ``min_seq..max_seq`` (None: unbounded) run ``kernel``, or
+    torch's default SDPA where ``kernel`` is None (it was as fast or faster there)."""
 
     min_seq: int
     max_seq: int | None
-    kernel: str
+    kernel: str | None
 
     def holds(self, seq: int) -> bool:
         return seq >= self.min_seq and (self.max_seq is None or seq <= self.max_seq)
@@ -49,11 +51,17 @@ class Table:
     def covers(self, head_dim: int, causal: bool, dtype: torch.dtype) -> bool:
         return (head_dim, causal, dtype) in self.routes
 
-    def kernel_for(self, head_dim: int, causal: bool, dtype: torch.dtype, seq: int) -> str | None:
+    def route_for(self, head_dim: int, causal: bool, dtype: torch.dtype, seq: int) -> Route | None:
+        """The row holding ``seq``; None where no row does."""
         for route in self.routes.get((head_dim, causal, dtype), ()):
             if route.holds(seq):
-                return route.kernel
+                return route
         return None
+
+    def runs_default(self, head_dim: int, causal: bool, dtype: torch.dtype, seq: int) -> bool:
+        """Whether the row holding ``seq`` calls torch's default SDPA rather than a kernel."""
+        route = self.route_for(head_dim, causal, dtype, seq)
+        return route is not None and route.kernel is None
 
 
 TABLE = Table.load()

@@ -1,5 +1,5 @@
 """``scaled_dot_product_attention``: torch's function and signature, running the evolved kernels
-where the dispatch table covers the call and torch's SDPA everywhere else."""
+where the dispatch table says they are faster and torch's SDPA everywhere else."""
 
 from __future__ import annotations
 
@@ -62,19 +62,27 @@ def scaled_dot_product_attention(
 ) -> Tensor:
     """Drop-in for ``torch.nn.functional.scaled_dot_product_attention``, same arguments and result.
 
-    Calls the table covers run the evolved kernels; any other call runs torch's SDPA after one
-    ``AttentionFallbackWarning`` per reason, or raises ``AttentionFallbackError`` when ``strict``
-    (default: the ``<PACKAGE>_STRICT`` environment variable) is true.
+    Calls the table covers run the evolved kernels, except in buckets where torch's default SDPA
+    was as fast or faster, which call it (no warning, in strict mode too). Any other call runs
+    torch's SDPA after one ``AttentionFallbackWarning`` per reason, or raises
+    ``AttentionFallbackError`` when ``strict`` (default: the ``<PACKAGE>_STRICT`` environment
+    variable) is true.
     """
     strict = STRICT if strict is None else strict
     reason = unsupported(query, key, value, attn_mask, dropout_p, is_causal, enable_gqa)
     if reason is None:
-        scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-        return ops.attention(query, key, value, is_causal, scale, strict)
-    if strict:
+        # Eager calls in a bucket routed to torch's default call it right here, with the caller's
+        # own arguments and no custom op in between; a compiled graph decides inside the op (its
+        # sequence length may be symbolic).
+        if torch.compiler.is_compiling() or not TABLE.runs_default(query.shape[3], is_causal, query.dtype,
+                                                                   query.shape[2]):
+            scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+            return ops.attention(query, key, value, is_causal, scale, strict)
+    elif strict:
         if torch.compiler.is_compiling():
             return ops.refuse(query, value, reason)  # raises when the compiled graph runs
         raise refusal(reason)
-    warn_once(reason)
+    else:
+        warn_once(reason)
     return F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p,
                                           is_causal=is_causal, scale=scale, enable_gqa=enable_gqa)

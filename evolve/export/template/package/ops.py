@@ -3,8 +3,10 @@ torch.compile (a fake implementation gives the output's shape), capturable in CU
 differentiable.
 
 The op is called only for inputs the dispatch table covers (``functional`` checks that). What
-only the running call can tell is checked here: the GPU's architecture, and that a bucket holds
-this sequence length; otherwise it falls back to torch's SDPA like ``functional`` does.
+only the running call can tell is decided here: the bucket of this sequence length (a bucket
+routed to torch's default SDPA calls it, by design and without a warning), and the GPU's
+architecture; an uncovered length or another architecture falls back to torch's SDPA like
+``functional`` does.
 
 Backward recomputes the attention through torch's SDPA and differentiates that: correct, and
 as fast as torch's backward plus one extra forward, until evolved backward kernels exist.
@@ -53,13 +55,13 @@ def _sdpa(q: Tensor, k: Tensor, v: Tensor, is_causal: bool, scale: float) -> Ten
 @torch.library.custom_op(f"{__package__}::attention", mutates_args=())
 def attention(q: Tensor, k: Tensor, v: Tensor, is_causal: bool, scale: float, strict: bool) -> Tensor:
     """softmax(q kᵀ · scale, causal mask j > i) v for q, k, v of shape [B, H, N, D], one dtype."""
+    route = TABLE.route_for(q.shape[-1], is_causal, q.dtype, q.shape[-2])
+    if route is not None and route.kernel is None:  # torch's default was as fast or faster here
+        return _sdpa(q, k, v, is_causal, scale).contiguous()
     reason = _architecture_mismatch(q.device.index or 0) if q.device.type == "cuda" else None
-    kernel = None
-    if reason is None:
-        kernel = TABLE.kernel_for(q.shape[-1], is_causal, q.dtype, q.shape[-2])
-        if kernel is None:
-            dtype = str(q.dtype).removeprefix("torch.")
-            reason = f"no kernel measured for this sequence length (head_dim {q.shape[-1]}, {dtype})"
+    if reason is None and route is None:
+        dtype = str(q.dtype).removeprefix("torch.")
+        reason = f"no kernel measured for this sequence length (head_dim {q.shape[-1]}, {dtype})"
     if reason is not None:
         if strict:
             raise refusal(reason)
@@ -67,7 +69,7 @@ def attention(q: Tensor, k: Tensor, v: Tensor, is_causal: bool, scale: float, st
         return _sdpa(q, k, v, is_causal, scale).contiguous()
     # The harness checked the kernels on contiguous inputs only.
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-    forward = kernel_module(kernel).forward
+    forward = kernel_module(route.kernel).forward  # a bucket that runs a kernel
     if q.device.type == "cuda":
         with torch.cuda.device(q.device):  # Triton launches on the current device
             return forward(q, k, v, is_causal, scale)

@@ -1,6 +1,9 @@
-"""Inputs and tolerances shared by the tests."""
+"""Inputs, tolerances and the kernel-routed call shared by the tests."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -29,3 +32,24 @@ def assert_close(out: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype, scale
     assert float(err.norm() / ref.norm()) <= rel, f"relative error {float(err.norm() / ref.norm()):.3g} > {rel:g}"
     worst = float((err - atol - rtol * ref.abs()).max())
     assert worst <= 0, f"max abs error {float(err.max()):.3g} beyond {atol:g} + {rtol:g}|ref|"
+
+
+@dataclass(frozen=True)
+class KernelCall:
+    """A (head_dim, causal) whose bucket of lengths ``min_seq..max_seq`` runs a kernel."""
+
+    head_dim: int
+    causal: bool
+    min_seq: int
+    max_seq: int | None
+
+    def seq(self, wanted: int) -> int:
+        """``wanted`` where this bucket holds it, else the bucket's shortest length."""
+        return wanted if self.min_seq <= wanted and (self.max_seq is None or wanted <= self.max_seq) else self.min_seq
+
+
+def kernel_call(rows: list[dict[str, Any]]) -> KernelCall:
+    """The kernel-routed row holding the shortest lengths, the cheapest to test (an export has
+    at least one)."""
+    r = min((r for r in rows if r["kernel"]), key=lambda r: (r["min_seq"], r["head_dim"], r["causal"]))
+    return KernelCall(r["head_dim"], r["causal"], r["min_seq"], r["max_seq"])

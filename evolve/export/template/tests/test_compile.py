@@ -27,21 +27,20 @@ class TinyAttention(nn.Module):
         return self.out(self.attn(q, k, v).transpose(1, 2).reshape(b, n, width))
 
 
-def _model(attention, device: str, dtype: torch.dtype) -> tuple[nn.Module, torch.Tensor]:
-    row = attention.TABLE.data["table"][0]
+def _model(attention, device: str, dtype: torch.dtype, routed) -> tuple[nn.Module, torch.Tensor]:
     torch.manual_seed(0)
-    model = TinyAttention(attention, 2, row["head_dim"], row["causal"]).to(device, dtype)
-    return model, torch.randn(2, 20, 2 * row["head_dim"], device=device, dtype=dtype)
+    model = TinyAttention(attention, 2, routed.head_dim, routed.causal).to(device, dtype)
+    return model, torch.randn(2, routed.seq(20), 2 * routed.head_dim, device=device, dtype=dtype)
 
 
-def test_compiled_model_has_no_graph_breaks(attention, device, dtypes) -> None:
-    model, x = _model(attention, device, dtypes[0])
+def test_compiled_model_has_no_graph_breaks(attention, device, dtypes, routed) -> None:
+    model, x = _model(attention, device, dtypes[0], routed)
     explained = torch._dynamo.explain(model)(x)
     assert explained.graph_break_count == 0 and explained.graph_count == 1, explained.break_reasons
 
 
-def test_compiled_model_matches_eager_forward_and_backward(attention, device, dtypes) -> None:
-    model, x = _model(attention, device, dtypes[0])
+def test_compiled_model_matches_eager_forward_and_backward(attention, device, dtypes, routed) -> None:
+    model, x = _model(attention, device, dtypes[0], routed)
     eager = model(x)
     eager.float().square().sum().backward()
     eager_grads = [p.grad.clone() for p in model.parameters()]
@@ -76,23 +75,22 @@ def test_strict_fallback_under_compile_raises_when_run(attention, device, dtypes
         compiled(q, k, v)
 
 
-def test_custom_op_passes_opcheck(attention, device, dtypes) -> None:
-    row = attention.TABLE.data["table"][0]
-    q, k, v = qkv((1, 2, 17, row["head_dim"]), dtypes[0], device, requires_grad=True)
-    torch.library.opcheck(attention.ops.attention, (q, k, v, row["causal"], 0.125, True))
+def test_custom_op_passes_opcheck(attention, device, dtypes, routed) -> None:
+    q, k, v = qkv((1, 2, routed.seq(17), routed.head_dim), dtypes[0], device, requires_grad=True)
+    torch.library.opcheck(attention.ops.attention, (q, k, v, routed.causal, 0.125, True))
 
 
-def test_op_replays_from_a_cuda_graph(attention, dtypes) -> None:
+def test_op_replays_from_a_cuda_graph(attention, dtypes, routed) -> None:
     if not torch.cuda.is_available() or attention.ops.INTERPRET:
         pytest.skip("needs a CUDA GPU")
-    row = attention.TABLE.data["table"][0]
-    q, k, v = qkv((2, 2, 300, row["head_dim"]), dtypes[0], "cuda")
-    run = lambda: attention.scaled_dot_product_attention(q, k, v, is_causal=row["causal"], strict=True)  # noqa: E731
+    shape = (2, 2, routed.seq(300), routed.head_dim)
+    q, k, v = qkv(shape, dtypes[0], "cuda")
+    run = lambda: attention.scaled_dot_product_attention(q, k, v, is_causal=routed.causal, strict=True)  # noqa: E731
     expected = run()  # compiles the kernel outside the capture
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         captured = run()
-    fresh = qkv((2, 2, 300, row["head_dim"]), dtypes[0], "cuda", seed=3)
+    fresh = qkv(shape, dtypes[0], "cuda", seed=3)
     for t, new in zip((q, k, v), fresh):
         t.copy_(new)
     graph.replay()

@@ -94,15 +94,15 @@ def test_strict_environment_variable(attention, device) -> None:
     assert done.stderr.count("AttentionFallbackWarning") == 1  # the strict=False call only warned
 
 
-def test_other_gpu_architecture_falls_back(attention, dtypes, monkeypatch) -> None:
+def test_other_gpu_architecture_falls_back(attention, dtypes, routed, monkeypatch) -> None:
     if not torch.cuda.is_available() or attention.ops.INTERPRET:
         pytest.skip("needs a CUDA GPU")
-    d, causal = _covered(attention)
+    d, causal, n = routed.head_dim, routed.causal, routed.seq(9)
     monkeypatch.setitem(attention.TABLE.device, "compute_capability", [1, 0])
     attention.ops._architecture_mismatch.cache_clear()
     try:
         with pytest.warns(attention.AttentionFallbackWarning, match="sm_10"):
-            attention.scaled_dot_product_attention(*qkv((1, 2, 9, d), dtypes[0], "cuda"), is_causal=causal)
+            attention.scaled_dot_product_attention(*qkv((1, 2, n, d), dtypes[0], "cuda"), is_causal=causal)
     finally:
         monkeypatch.undo()
         attention.ops._architecture_mismatch.cache_clear()

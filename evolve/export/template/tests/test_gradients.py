@@ -7,14 +7,13 @@ import math
 from helpers import assert_close, qkv
 
 
-def test_gradients_match_naive_reference(attention, device, dtypes) -> None:
-    for row in attention.TABLE.data["table"][:1] + attention.TABLE.data["table"][-1:]:
-        d, causal = row["head_dim"], row["causal"]
-        for dtype in dtypes:
-            q, k, v = qkv((1, 2, 33, d), dtype, device, requires_grad=True)
-            grad = qkv((1, 2, 33, d), dtype, device, seed=7)[0]
-            attention.scaled_dot_product_attention(q, k, v, is_causal=causal, strict=True).backward(grad)
-            exact = [t.detach().double().requires_grad_() for t in (q, k, v)]
-            attention.naive.naive_attention(*exact, causal, 1 / math.sqrt(d)).backward(grad.double())
-            for ours, ref in zip((q, k, v), exact):
-                assert_close(ours.grad, ref.grad, dtype, scale=4)
+def test_gradients_match_naive_reference(attention, device, dtypes, routed) -> None:
+    d, causal, n = routed.head_dim, routed.causal, routed.seq(33)
+    for dtype in dtypes:
+        q, k, v = qkv((1, 2, n, d), dtype, device, requires_grad=True)
+        grad = qkv((1, 2, n, d), dtype, device, seed=7)[0]
+        attention.scaled_dot_product_attention(q, k, v, is_causal=causal, strict=True).backward(grad)
+        exact = [t.detach().double().requires_grad_() for t in (q, k, v)]
+        attention.naive.naive_attention(*exact, causal, 1 / math.sqrt(d)).backward(grad.double())
+        for ours, ref in zip((q, k, v), exact):
+            assert_close(ours.grad, ref.grad, dtype, scale=4)

@@ -1,5 +1,5 @@
 """The copied kernels: verbatim, and equal to the naive reference on every (head_dim, causal)
-the dispatch table sends to them."""
+the dispatch table sends to them; a call in a kernel's bucket runs it, not torch's SDPA."""
 
 from __future__ import annotations
 
@@ -35,23 +35,22 @@ def test_kernel_matches_naive_reference(attention, device, dtypes, variant, shap
         assert_close(out, ref, dtype)
 
 
-def test_covered_call_runs_the_kernels(attention, device, dtypes) -> None:
-    """strict=True: any fallback would raise, so this is the kernels' answer."""
-    row = attention.TABLE.data["table"][0]
-    d, causal = row["head_dim"], row["causal"]
+def test_covered_call_runs_the_kernels(attention, device, dtypes, routed, sdpa_calls) -> None:
+    """strict=True: a fallback would raise; and torch's SDPA is never called."""
+    d, causal, n = routed.head_dim, routed.causal, routed.seq(45)
     for dtype in dtypes:
-        q, k, v = qkv((2, 3, 45, d), dtype, device)
+        q, k, v = qkv((2, 3, n, d), dtype, device)
         out = attention.scaled_dot_product_attention(q, k, v, is_causal=causal, strict=True)
         ref = attention.naive.naive_attention(q.double(), k.double(), v.double(), causal, 1 / math.sqrt(d))
         assert_close(out, ref, dtype)
+    assert not sdpa_calls
 
 
-def test_transposed_inputs_give_the_same_result(attention, device, dtypes) -> None:
+def test_transposed_inputs_give_the_same_result(attention, device, dtypes, routed) -> None:
     """Models often hand over (batch, seq, heads, head_dim) storage viewed as (batch, heads, ...)."""
-    row = attention.TABLE.data["table"][0]
-    d, causal = row["head_dim"], row["causal"]
+    d, causal, n = routed.head_dim, routed.causal, routed.seq(45)
     dtype = dtypes[0]
-    q, k, v = (t.transpose(1, 2) for t in qkv((2, 45, 3, d), dtype, device))
+    q, k, v = (t.transpose(1, 2) for t in qkv((2, n, 3, d), dtype, device))
     out = attention.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=0.3, strict=True)
     ref = attention.naive.naive_attention(q.double(), k.double(), v.double(), causal, 0.3)
     assert_close(out, ref, dtype)

@@ -1,0 +1,77 @@
+"""Re-timing before writing: each chosen program checked again by the trusted judge, on this GPU,
+timed in turns with torch's default SDPA on every benchmark shape.
+
+The archive's figures were measured during the search, possibly under another torch (whose
+default SDPA may pick another backend) and always by evaluations that won a noisy ranking; the
+routing of the package rests on this fresh, independent measurement instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from evolve.errors import UserError
+from evolve.export.winners import Figures, Kernel, Shape
+from harness.device import Platform
+from harness.verdict import Outcome, Verdict
+
+Key = tuple[int, tuple[int, bool, str, int]]  # (program, shape key)
+
+
+class Judge(Protocol):
+    """What re-timing needs of ``harness.checker.Checker``."""
+
+    platform: Platform
+
+    @property
+    def timing_enabled(self) -> bool: ...
+
+    def check(self, source: str) -> Verdict: ...
+
+
+@dataclass(frozen=True)
+class Retiming:
+    device: str
+    torch_version: str
+    triton_version: str
+    cudnn_version: str
+    at: datetime
+    figures: dict[Key, Figures]
+
+
+def require_gpu(judge: Judge, measured_on: str) -> None:
+    if not judge.timing_enabled:
+        raise UserError(f"this machine does not time on a GPU ({judge.platform.name}), and export re-times every "
+                        f"chosen kernel against torch's default SDPA before writing: run it on a {measured_on}, or "
+                        "pass --no-retime to route by the intervals the search archived (the package then says "
+                        "it was not re-timed)")
+    if judge.platform.name != measured_on:
+        raise UserError(f"the runs were measured on a {measured_on} but this machine has a {judge.platform.name}: "
+                        f"re-time on a {measured_on}, or pass --no-retime to route by the archived intervals")
+
+
+def retime(kernels: list[Kernel], judge: Judge, progress: Callable[[str], None]) -> Retiming:
+    """One full check per program; refuses a program the judge no longer passes."""
+    figures: dict[Key, Figures] = {}
+    verdict: Verdict | None = None
+    for i, k in enumerate(kernels, 1):
+        progress(f"Re-timing program {k.program_id} ({i} of {len(kernels)}) against torch's default SDPA "
+                 f"on {judge.platform.name} ...")
+        verdict = judge.check(k.source)
+        if not verdict.passed:
+            reason = verdict.reason.splitlines()[0][:300] if verdict.reason else ""
+            retry = "; try again" if verdict.outcome is Outcome.ERROR else "; it is not exported"
+            raise UserError(f"program {k.program_id} (run {k.run_id}) failed its re-check: {verdict.outcome.value} "
+                            f"at stage {verdict.stage.value} ({reason}){retry}")
+        for t in verdict.timings:
+            figures[(k.program_id, Shape.of(t.shape).key)] = Figures.fresh(t)
+        timed = (f"fitness {verdict.fitness:.3f} over {verdict.timings[0].baseline_backend}" if verdict.timings
+                 else "nothing timed")
+        progress(f"  program {k.program_id}: passed in {verdict.duration_s:.0f} s, {timed}")
+    if verdict is None:
+        raise ValueError("re-timing needs at least one kernel")
+    return Retiming(verdict.device, verdict.torch_version, verdict.triton_version, verdict.cudnn_version,
+                    datetime.now(UTC), figures)
