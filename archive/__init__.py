@@ -11,6 +11,7 @@ from archive.models import ProgramState, RunStatus
 from archive.records import (
     CaseBest,
     CellInfo,
+    ConfirmationInfo,
     EvaluationInfo,
     EventInfo,
     FailureGroup,
@@ -36,6 +37,7 @@ __all__ = [
     "ArchiveError",
     "CaseBest",
     "CellInfo",
+    "ConfirmationInfo",
     "EvaluationInfo",
     "EventInfo",
     "FailureGroup",

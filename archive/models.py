@@ -107,7 +107,8 @@ class Base(DeclarativeBase):
             "pk": "pk_%(table_name)s",
         }
     )
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON(),
+                           list[dict[str, Any]]: JSON()}
 
 
 class Run(Base):
@@ -209,6 +210,9 @@ class Evaluation(Base):
     passed: Mapped[bool]
     # Geometric-mean speedup over the timed shapes; NULL unless passed and timed.
     fitness: Mapped[float | None]
+    # Its bootstrap interval over the timed calls (harness.confidence); NULL without samples.
+    fitness_low: Mapped[float | None]
+    fitness_high: Mapped[float | None]
     tflops: Mapped[float | None]
     mode: Mapped[str] = mapped_column(String(32))
     simulated: Mapped[bool]
@@ -248,6 +252,33 @@ class TimingRow(Base):
     tflops: Mapped[float]
     baseline_tflops: Mapped[float]
     speedup: Mapped[float]
+    # Timed calls per contender, and the speedup's bootstrap interval over them (NULL without).
+    samples: Mapped[int] = mapped_column(server_default="0")
+    speedup_low: Mapped[float | None]
+    speedup_high: Mapped[float | None]
+
+
+class Confirmation(Base):
+    """A candidate re-timed side by side with a rival (the cell's elite or the run's best)
+    before it may displace it: the speedup of candidate over rival with its interval."""
+
+    __tablename__ = "confirmations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)
+    rival_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    # Chosen by the caller, so a retried write after an ambiguous commit is stored once.
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    speedup: Mapped[float]
+    low: Mapped[float]
+    high: Mapped[float]
+    admitted: Mapped[bool]
+    mode: Mapped[str] = mapped_column(String(32))
+    device: Mapped[str] = mapped_column(String(200))
+    # Per shape: label, speedup, low, high, samples (shown, never filtered on).
+    shapes: Mapped[list[dict[str, Any]]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Cell(Base):

@@ -17,6 +17,7 @@ from archive.hashing import code_hash
 from archive.models import (
     Cell,
     CellCoord,
+    Confirmation,
     Descriptor,
     Evaluation,
     Event,
@@ -32,6 +33,7 @@ from archive.models import (
 from archive.records import (
     CaseBest,
     CellInfo,
+    ConfirmationInfo,
     EvaluationInfo,
     EventInfo,
     FailureGroup,
@@ -181,6 +183,8 @@ def _evaluation_infos(session: Session, evaluations: list[Evaluation]) -> list[E
             reason=e.reason,
             passed=e.passed,
             fitness=e.fitness,
+            fitness_low=e.fitness_low,
+            fitness_high=e.fitness_high,
             tflops=e.tflops,
             mode=e.mode,
             simulated=e.simulated,
@@ -200,7 +204,8 @@ def _evaluation_infos(session: Session, evaluations: list[Evaluation]) -> list[E
 
 def _timing_info(t: TimingRow) -> TimingInfo:
     return TimingInfo(
-        t.label, t.shape, t.ms, t.baseline_ms, t.baseline_backend, t.tflops, t.baseline_tflops, t.speedup
+        t.label, t.shape, t.ms, t.baseline_ms, t.baseline_backend, t.tflops, t.baseline_tflops, t.speedup,
+        t.samples, t.speedup_low, t.speedup_high,
     )
 
 
@@ -284,6 +289,8 @@ def top(session: Session, run_id: int, n: int, *, measured_only: bool) -> list[T
             program_id=e.program_id,
             evaluation_id=e.id,
             fitness=cast(float, e.fitness),  # ranked WHERE fitness IS NOT NULL
+            fitness_low=e.fitness_low,
+            fitness_high=e.fitness_high,
             tflops=e.tflops,
             operator=operator,
             generation=generation,
@@ -532,3 +539,17 @@ def failures(session: Session, run_id: int) -> list[FailureGroup]:
         .order_by(count.desc(), Evaluation.stage, Evaluation.reason)
     )
     return [FailureGroup(Outcome(o), Stage(s), reason, n, example) for o, s, reason, n, example in rows]
+
+
+def confirmations(session: Session, run_id: int | None, program_id: int | None) -> list[ConfirmationInfo]:
+    """A run's confirmations, or those of one program (as candidate or as rival), oldest first."""
+    stmt = select(Confirmation).order_by(Confirmation.id)
+    if run_id is not None:
+        stmt = stmt.where(Confirmation.run_id == run_id)
+    if program_id is not None:
+        stmt = stmt.where((Confirmation.candidate_id == program_id) | (Confirmation.rival_id == program_id))
+    return [
+        ConfirmationInfo(c.id, c.run_id, c.candidate_id, c.rival_id, c.speedup, c.low, c.high, c.admitted, c.mode,
+                         c.device, tuple(c.shapes), c.created_at)
+        for c in session.scalars(stmt)
+    ]

@@ -72,6 +72,9 @@ class TimingInfo:
     tflops: float
     baseline_tflops: float
     speedup: float
+    samples: int  # timed calls per contender (0: not kept)
+    speedup_low: float | None
+    speedup_high: float | None
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,8 @@ class EvaluationInfo:
     reason: str
     passed: bool
     fitness: float | None
+    fitness_low: float | None
+    fitness_high: float | None
     tflops: float | None
     mode: str
     simulated: bool
@@ -183,12 +188,33 @@ class EventInfo:
 
 
 @dataclass(frozen=True)
+class ConfirmationInfo:
+    """A side-by-side re-timing of ``candidate_id`` against ``rival_id``: the candidate's speedup
+    over the rival with its interval, and whether that admitted it."""
+
+    id: int
+    run_id: int
+    candidate_id: int
+    rival_id: int
+    speedup: float
+    low: float
+    high: float
+    admitted: bool
+    mode: str
+    device: str
+    shapes: tuple[dict[str, Any], ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class TopEntry:
     """A program ranked by its best passed evaluation."""
 
     program_id: int
     evaluation_id: int
     fitness: float
+    fitness_low: float | None
+    fitness_high: float | None
     tflops: float | None
     operator: str
     generation: int

@@ -24,6 +24,7 @@ from archive.models import ProgramState, RunStatus
 from archive.records import (
     CaseBest,
     CellInfo,
+    ConfirmationInfo,
     EvaluationInfo,
     EventInfo,
     FailureGroup,
@@ -338,6 +339,18 @@ class Archive:
         """Events of ``run_id``; None: archive-wide events."""
         with self._read() as s:
             return queries.events(s, run_id)
+
+    def add_confirmation(self, run_id: int, candidate_id: int, rival_id: int, *, key: str, speedup: float,
+                         low: float, high: float, admitted: bool, mode: str, device: str,
+                         shapes: list[dict[str, Any]]) -> tuple[int, bool]:
+        with self._write() as s:
+            return writes.add_confirmation(s, run_id, candidate_id, rival_id, key=key, speedup=speedup, low=low,
+                                           high=high, admitted=admitted, mode=mode, device=device, shapes=shapes)
+
+    def confirmations(self, run_id: int | None = None, *, program_id: int | None = None) -> list[ConfirmationInfo]:
+        """Side-by-side re-timings of a run, or those a program took part in, oldest first."""
+        with self._read() as s:
+            return queries.confirmations(s, run_id, program_id)
 
     # Shared queries
 

@@ -25,6 +25,7 @@ from archive.models import (
     FINAL_RUN_STATUSES,
     Cell,
     CellCoord,
+    Confirmation,
     Descriptor,
     Evaluation,
     Event,
@@ -226,6 +227,8 @@ def add_evaluation(
             reason=verdict.reason,
             passed=verdict.passed,
             fitness=verdict.fitness,
+            fitness_low=verdict.fitness_low,
+            fitness_high=verdict.fitness_high,
             tflops=fmean(t.tflops for t in timings) if timings else None,
             mode=verdict.mode,
             simulated=simulated,
@@ -280,6 +283,9 @@ def add_evaluation(
                     "tflops": t.tflops,
                     "baseline_tflops": t.baseline_tflops,
                     "speedup": t.speedup,
+                    "samples": len(t.samples),
+                    "speedup_low": t.speedup_low,
+                    "speedup_high": t.speedup_high,
                 }
                 for i, t in enumerate(timings)
             ],
@@ -394,3 +400,23 @@ def add_event(
     if run_id is not None:
         run_row(session, run_id)
     return _insert_once(session, Event, key, run_id=run_id, kind=kind, message=message, data=data)
+
+
+def add_confirmation(session: Session, run_id: int, candidate_id: int, rival_id: int, *, key: str, speedup: float,
+                     low: float, high: float, admitted: bool, mode: str, device: str,
+                     shapes: list[dict[str, Any]]) -> tuple[int, bool]:
+    """Store a side-by-side re-timing once per ``key``; returns (id, created)."""
+    for pid in (candidate_id, rival_id):
+        if program_row(session, pid).run_id != run_id:
+            raise ValueError(f"program {pid} is not in run {run_id}")
+    stmt: Insert = (
+        _insert(session, Confirmation)
+        .values(run_id=run_id, candidate_id=candidate_id, rival_id=rival_id, key=key, speedup=speedup, low=low,
+                high=high, admitted=admitted, mode=mode, device=device, shapes=shapes, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(Confirmation.id)
+    )
+    created = session.execute(stmt).scalar_one_or_none()
+    if created is not None:
+        return created, True
+    return session.execute(select(Confirmation.id).where(Confirmation.key == key)).scalar_one(), False

@@ -51,6 +51,9 @@ class Evaluation(_Strict):
     check_timeout_s: float = Field(default=600, gt=0)
     rep_ms: float = Field(default=100, gt=0, description="per shape, milliseconds of candidate and baseline "
                           "time each to sample, interleaved")
+    fixed_eval_s: float | None = Field(default=None, gt=0, description="simulated runs only: each evaluation "
+                                       "sleeps this many seconds and returns the cost model's verdict, no "
+                                       "interpreter (the controller at scale without GPUs)")
 
 
 class RunConfig(_Strict):
@@ -80,6 +83,12 @@ class RunConfig(_Strict):
             raise ValueError(f"unknown operator(s) {', '.join(unknown)}; known: {', '.join(sorted(BUILTIN))}")
         if not any(w > 0 for w in self.operators.values()):
             raise ValueError("at least one operator needs a positive weight")
+        return self
+
+    @model_validator(mode="after")
+    def _fixed_time_only_simulated(self) -> RunConfig:
+        if self.evaluation.fixed_eval_s is not None and not self.simulate:
+            raise ValueError("evaluation.fixed_eval_s needs simulate: a fixed-time verdict is modelled, never measured")
         return self
 
 

@@ -29,6 +29,46 @@ class Result:
     worker: str = ""
 
 
+@dataclass(frozen=True)
+class Duel:
+    """``candidate`` against ``rival`` (an elite whose grid fitness is ``rival_fitness``)."""
+
+    candidate: Job
+    rival: Job
+    rival_fitness: float
+
+    @property
+    def key(self) -> str:
+        return f"duel-{self.candidate.program_id}-vs-{self.rival.program_id}"
+
+
+@dataclass(frozen=True)
+class ShapeDuel:
+    """The timed calls (ms) of one benchmark shape: candidate and rival in turns."""
+
+    label: str
+    candidate: list[float]
+    rival: list[float]
+
+
+@dataclass(frozen=True)
+class DuelResult:
+    """What a worker measured; ``shapes`` is empty and ``reason`` says why when it could not."""
+
+    duel: Duel
+    shapes: list[ShapeDuel]
+    mode: str
+    device: str
+    reason: str = ""
+    worker: str = ""
+
+    @classmethod
+    def from_dict(cls, duel: Duel, d: dict[str, Any], worker: str = "") -> DuelResult:
+        shapes = [ShapeDuel(str(s["label"]), [float(x) for x in s["candidate"]], [float(x) for x in s["rival"]])
+                  for s in d.get("shapes", [])]
+        return cls(duel, shapes, str(d.get("mode", "")), str(d.get("device", "")), str(d.get("reason", "")), worker)
+
+
 class Executor(ABC):
     @property
     @abstractmethod
@@ -36,11 +76,11 @@ class Executor(ABC):
         """How many jobs may be in flight at once."""
 
     @abstractmethod
-    def submit(self, job: Job) -> None: ...
+    def submit(self, job: Job | Duel) -> None: ...
 
     @abstractmethod
-    def results(self, timeout: float) -> list[Result]:
-        """Finished jobs, waiting at most ``timeout`` seconds for the first."""
+    def results(self, timeout: float) -> list[Result | DuelResult]:
+        """Finished jobs and duels, waiting at most ``timeout`` seconds for the first."""
 
     @abstractmethod
     def in_flight(self) -> int: ...
@@ -60,13 +100,13 @@ def failure(outcome: Outcome, reason: str, mode: str) -> Verdict:
 class _Slot:
     actor: Any
     name: str
-    jobs: dict[Any, tuple[Job, float]] = field(default_factory=dict)  # ref -> (job, started)
+    jobs: dict[Any, tuple[Job | Duel, float]] = field(default_factory=dict)  # ref -> (job, started)
 
 
 class RayExecutor(Executor):
     def __init__(self, task: str, *, simulate: bool, workers: int | None, per_worker: int | None,
                  ray_address: str | None, check_options: dict[str, Any], job_timeout_s: float,
-                 gpu_model: str | None = None) -> None:
+                 gpu_model: str | None = None, fixed_eval_s: float | None = None) -> None:
         import ray
 
         from evolve.errors import UserError
@@ -103,8 +143,15 @@ class RayExecutor(Executor):
         self._mode = "simulated" if simulate else "gpu"
         self._per_worker = per_worker or (1 if simulate else 4)
         self._timeout = job_timeout_s
-        self._remote = ray.remote(**need)(_worker_class())
-        self._args = (task, simulate, check_options)
+        if fixed_eval_s is not None:
+            from evolve.fixed_worker import FixedTimeWorker, modelled_cases
+
+            need["num_cpus"] = 0  # it only sleeps: sixteen of them fit a two-core cluster
+            self._remote = ray.remote(**need)(FixedTimeWorker)
+            self._args: tuple[Any, ...] = (modelled_cases(task), fixed_eval_s)
+        else:
+            self._remote = ray.remote(**need)(_worker_class())
+            self._args = (task, simulate, check_options)
         self._slots = [self._spawn(i) for i in range(workers or default_workers)]
         self._spawned = len(self._slots)
 
@@ -124,9 +171,17 @@ class RayExecutor(Executor):
         devices = sorted({i["device"] for i in infos})
         return f"{len(infos)} worker(s) x {self._per_worker} at once on {', '.join(devices)}"
 
-    def submit(self, job: Job) -> None:
+    def workers(self) -> list[Any]:
+        """The live worker actors, for measurements taken on the workers themselves."""
+        return [s.actor for s in self._slots]
+
+    def submit(self, job: Job | Duel) -> None:
         slot = min(self._slots, key=lambda s: len(s.jobs))
-        ref = slot.actor.evaluate.remote(job.source, job.descriptors)
+        if isinstance(job, Duel):
+            ref = slot.actor.duel.remote(job.candidate.source, job.rival.source, job.candidate.descriptors,
+                                         job.rival.descriptors)
+        else:
+            ref = slot.actor.evaluate.remote(job.source, job.descriptors)
         slot.jobs[ref] = (job, time.monotonic())
 
     def _replace(self, slot: _Slot) -> None:
@@ -138,30 +193,40 @@ class RayExecutor(Executor):
         self._spawned += 1
         self._slots[self._slots.index(slot)] = fresh
 
-    def results(self, timeout: float) -> list[Result]:
+    def results(self, timeout: float) -> list[Result | DuelResult]:
         refs = [r for s in self._slots for r in s.jobs]
         if not refs:
             time.sleep(min(timeout, 0.05))
             return []
         ready, _ = self._ray.wait(refs, num_returns=len(refs), timeout=timeout)
-        out: list[Result] = []
+        out: list[Result | DuelResult] = []
         ready_set = set(ready)
         for slot in list(self._slots):
             dead = False
             for ref in [r for r in slot.jobs if r in ready_set]:
+                job, _ = slot.jobs[ref]
                 try:
-                    verdict = Verdict.from_dict(self._ray.get(ref))
+                    answer = self._ray.get(ref)
                 except self._ray.exceptions.RayActorError:
                     dead = True  # a lost worker or node: everything it held goes back to the queue
                     continue
                 except self._ray.exceptions.RayError as e:
+                    answer = None
                     verdict = failure(Outcome.ERROR, f"evaluation failed in Ray: {e}", self._mode)
-                job, _ = slot.jobs.pop(ref)
-                out.append(Result(job, verdict, slot.name))
+                slot.jobs.pop(ref)
+                if isinstance(job, Duel):
+                    out.append(DuelResult.from_dict(job, answer, slot.name) if answer is not None else
+                               DuelResult(job, [], self._mode, "", "its re-timing failed in Ray", slot.name))
+                else:
+                    out.append(Result(job, Verdict.from_dict(answer) if answer is not None else verdict, slot.name))
             now = time.monotonic()
             hung = [ref for ref, (_, started) in slot.jobs.items() if now - started > self._timeout]
             if hung or dead:
                 for ref, (job, _) in slot.jobs.items():
+                    if isinstance(job, Duel):  # never retried: the candidate keeps its lone fitness
+                        why = "its worker hung" if ref in hung else "its worker was lost"
+                        out.append(DuelResult(job, [], self._mode, "", why, slot.name))
+                        continue
                     verdict = (failure(Outcome.TIMEOUT, f"the worker judging it hung for over {self._timeout:g} s",
                                        self._mode) if ref in hung else None)
                     out.append(Result(job, verdict, slot.name))

@@ -67,6 +67,11 @@ class KernelGrid:
         cell, coords = self.cell_of(island, descriptors)
         return Insertion(int(status["status"]) > 0, cell, coords)
 
+    def elite_at(self, island: int, descriptors: dict[str, float]) -> Elite | None:
+        """The elite of the cell these descriptors fall in, if it has one."""
+        cell, _ = self.cell_of(island, descriptors)
+        return next((e for e in self.elites(island) if e.cell == cell), None)
+
     def elites(self, island: int | None = None) -> list[Elite]:
         out = []
         for i, grid in enumerate(self._grids):

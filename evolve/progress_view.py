@@ -33,7 +33,8 @@ def summary_line(p: Progress) -> str:
     tflops = f"{p.best_tflops:.0f} TFLOP/s{_modelled(p)}" if p.best_tflops is not None else "-"
     return (f"run {p.run_id}: {p.evaluated} evaluated ({p.passed} passed, {p.failed} failed, {p.duplicates} duplicates "
             f"skipped), {p.in_flight} in flight, {p.per_minute:.1f}/min; best {best} ({tflops}, program "
-            f"{p.best_program}); coverage {100 * p.coverage:.1f}%; budget {_fmt_budget(p)}")
+            f"{p.best_program}); re-timed beside an elite: {p.confirmed} confirmed, {p.unconfirmed} within the "
+            f"noise; coverage {100 * p.coverage:.1f}%; budget {_fmt_budget(p)}")
 
 
 def _table(p: Progress) -> Table:
@@ -48,6 +49,8 @@ def _table(p: Progress) -> Table:
     t.add_row("rate", f"{p.per_minute:.1f} per minute")
     t.add_row("best", best + (f" · {p.best_tflops:.0f} TFLOP/s{_modelled(p)} mean · program {p.best_program}"
                               if p.best_tflops is not None else ""))
+    t.add_row("re-timed", f"{p.confirmed} gains confirmed beside the elite they displace · "
+                          f"{p.unconfirmed} within the noise (not admitted)")
     t.add_row("grid coverage", f"{100 * p.coverage:.1f}%")
     t.add_row("budget", _fmt_budget(p))
     return t

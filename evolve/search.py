@@ -19,9 +19,10 @@ from typing import Any
 
 from archive import Archive
 from evolve.config import RunConfig
+from evolve.confirmation import rule
 from evolve.descriptors import describe
-from evolve.executor import Executor, Job, Result
-from evolve.grid import KernelGrid
+from evolve.executor import Duel, DuelResult, Executor, Job, Result
+from evolve.grid import Elite, KernelGrid
 from evolve.operators import Context, Feedback, Operator, Parent
 from evolve.selection import inspirations, select
 from harness.static_gate import check_source
@@ -43,6 +44,8 @@ class Progress:
     failed: int = 0
     duplicates: int = 0
     in_flight: int = 0
+    confirmed: int = 0  # candidates that won their side-by-side re-timing
+    unconfirmed: int = 0  # and those whose gain was within the noise
     best_fitness: float | None = None
     best_tflops: float | None = None
     best_program: int | None = None
@@ -69,6 +72,7 @@ class _Known:
     operator: str = ""
     parents: tuple[int, ...] = ()
     meta: dict[str, Any] | None = None
+    fitness: float | None = None  # what the search credits it with (see Feedback.fitness)
 
 
 class Search:
@@ -85,6 +89,7 @@ class Search:
         self._known: dict[int, _Known] = {}
         self._queue: deque[Job] = deque()
         self._attempts: dict[int, int] = {}
+        self._duels: dict[int, tuple[Duel, Verdict]] = {}  # by candidate: re-timings in flight
         self._island_turn = 0
         self._stop = False
         self._force = False
@@ -114,6 +119,7 @@ class Search:
             self.archive.set_run_status(run_id, "running")
             for cell in self.archive.cells(run_id):
                 known = self._load(cell.program_id)
+                known.fitness = max(known.fitness or 0.0, cell.fitness)
                 self.grid.insert(cell.coords[-1], cell.program_id, cell.fitness, known.descriptors)
             self.archive.add_event(run_id, "resumed", "search resumed")
         for pid in self.archive.pending_programs(run_id):
@@ -159,7 +165,10 @@ class Search:
                 if not proposing and self.executor.in_flight() == 0 and not self._queue and not self.grid.elites():
                     raise SearchFailed("nothing to evaluate and no elite to build on")
                 for result in await asyncio.to_thread(self.executor.results, 0.2):
-                    self._record(run_id, result)
+                    if isinstance(result, DuelResult):
+                        self._settle(run_id, result)
+                    else:
+                        self._record(run_id, result)
                 for task in [t for t in proposing if t.done()]:
                     proposing.discard(task)
                     job = task.result()
@@ -206,7 +215,7 @@ class Search:
         b = self.cfg.budget
         if b.seconds is not None and self.progress.elapsed_s >= b.seconds:
             return False
-        committed = self.progress.evaluated + self.executor.in_flight() + proposing
+        committed = self.progress.evaluated + self.executor.in_flight() - len(self._duels) + proposing
         return b.candidates is None or committed < b.candidates
 
     def _load(self, pid: int) -> _Known:
@@ -218,7 +227,7 @@ class Search:
                 evaluation = {"outcome": e.outcome.value, "stage": e.stage.value, "reason": e.reason,
                               "fitness": e.fitness, "tflops": e.tflops}
             self._known[pid] = _Known(info.source, info.descriptors, info.generation, evaluation, info.operator,
-                                      tuple(info.parents), info.meta)
+                                      tuple(info.parents), info.meta, evaluation["fitness"] if evaluation else None)
         return self._known[pid]
 
     def _parent(self, pid: int, fitness: float | None) -> Parent:
@@ -280,19 +289,26 @@ class Search:
                                                  simulated=self.cfg.simulate)
         if not created:
             return
-        self._feedback(pid, verdict)
         p = self.progress
         p.evaluated += 1
         p.session_evaluated += 1
         if verdict.passed and verdict.fitness is not None:
             p.passed += 1
-            targets = range(self.cfg.islands.count) if self._load(pid).generation == 0 else [job.island]
-            for island in targets:
-                ins = self.grid.insert(island, pid, verdict.fitness, job.descriptors)
-                if ins.improved:
-                    self.archive.update_cell(run_id, ins.cell, ins.coords, pid, verdict.fitness)
+            if self._load(pid).generation == 0:
+                for island in range(self.cfg.islands.count):
+                    self._admit(run_id, pid, island, verdict.fitness, job.descriptors)
+                self._feedback(pid, verdict, verdict.fitness)
+            elif (rival := self._rival(job.island, verdict.fitness, job.descriptors)) is not None:
+                # It would displace an elite: re-timed beside it first.
+                duel = Duel(job, self._job(rival.program_id, rival.island), rival.fitness)
+                self._duels[pid] = (duel, verdict)
+                self.executor.submit(duel)
+            else:
+                self._admit(run_id, pid, job.island, verdict.fitness, job.descriptors)
+                self._feedback(pid, verdict, self._unconfirmed(pid, verdict.fitness))
             self._update_best()
         else:
+            self._feedback(pid, verdict, None)
             p.failed += 1
             if self._load(pid).generation == 0 and not self.grid.elites():
                 self._seed_failure = (f"the seed kernel did not pass its checks ({verdict.outcome.value} at the "
@@ -305,17 +321,64 @@ class Search:
         if self.cfg.islands.count > 1 and p.evaluated % self.cfg.islands.migration_interval == 0:
             self._migrate(run_id)
 
-    def _feedback(self, pid: int, verdict: Verdict) -> None:
+    def _rival(self, island: int, fitness: float, descriptors: dict[str, float]) -> Elite | None:
+        """The elite a candidate of this fitness would displace: the run's best if it beats it,
+        else its cell's elite if it beats that; None when it displaces nobody."""
+        best = self.grid.best()
+        if best is not None and fitness > best.fitness:
+            return best
+        elite = self.grid.elite_at(island, descriptors)
+        return elite if elite is not None and fitness > elite.fitness else None
+
+    def _job(self, pid: int, island: int) -> Job:
+        known = self._load(pid)
+        return Job(pid, known.source, known.descriptors, island)
+
+    def _admit(self, run_id: int, pid: int, island: int, fitness: float, descriptors: dict[str, float]) -> None:
+        ins = self.grid.insert(island, pid, fitness, descriptors)
+        if ins.improved:
+            self.archive.update_cell(run_id, ins.cell, ins.coords, pid, fitness)
+
+    def _settle(self, run_id: int, result: DuelResult) -> None:
+        """A re-timing came back: store it, and admit the candidate with the fitness it showed
+        beside its rival (a gain within the noise displaces nobody)."""
+        duel, verdict = self._duels.pop(result.duel.candidate.program_id)
+        pid, rival = duel.candidate.program_id, duel.rival.program_id
+        assert verdict.fitness is not None  # only passed, timed candidates are re-timed
+        ruling = rule(result, verdict.fitness)
+        if ruling.speedup is not None:
+            self.archive.add_confirmation(run_id, pid, rival, key=f"run{run_id}-{duel.key}",
+                                          speedup=ruling.speedup.estimate, low=ruling.speedup.low,
+                                          high=ruling.speedup.high, admitted=ruling.admitted, mode=result.mode,
+                                          device=result.device, shapes=ruling.shape_rows())
+        else:
+            self.archive.add_event(run_id, "confirmation", f"program {pid} against program {rival}: {ruling.reason}",
+                                   {"program_id": pid, "rival_id": rival})
+        if ruling.admitted:
+            self.progress.confirmed += 1
+        else:
+            self.progress.unconfirmed += 1
+        self._admit(run_id, pid, duel.candidate.island, ruling.fitness, duel.candidate.descriptors)
+        self._feedback(pid, verdict, ruling.fitness if ruling.admitted else self._unconfirmed(pid, ruling.fitness))
+        self._update_best()
+
+    def _unconfirmed(self, pid: int, fitness: float) -> float:
+        """A fitness no re-timing confirmed: credited at most at its parents' level."""
+        fits = [f for f in (self._load(q).fitness for q in self._load(pid).parents) if f is not None]
+        return min(fitness, max(fits)) if fits else fitness
+
+    def _feedback(self, pid: int, verdict: Verdict, credited: float | None) -> None:
         """Keep the program's verdict for later parents and tell its operator how it did."""
         known = self._load(pid)
         tflops = [t.tflops for t in verdict.timings]
         known.evaluation = {"outcome": verdict.outcome.value, "stage": verdict.stage.value, "reason": verdict.reason,
                             "fitness": verdict.fitness, "tflops": sum(tflops) / len(tflops) if tflops else None}
+        known.fitness = credited
         op = self.operators.get(known.operator)
         if op is None:
             return
-        fits = [f for f in ((self._load(q).evaluation or {}).get("fitness") for q in known.parents) if f is not None]
-        op.feedback(Feedback(pid, known.meta or {}, max(fits) if fits else None, verdict))
+        fits = [f for f in (self._load(q).fitness for q in known.parents) if f is not None]
+        op.feedback(Feedback(pid, known.meta or {}, max(fits) if fits else None, verdict, credited))
 
     def _migrate(self, run_id: int) -> None:
         """Each island's best elite is offered to the next island (a ring)."""

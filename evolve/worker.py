@@ -9,7 +9,7 @@ import socket
 from typing import Any
 
 from harness.checker import Checker, CheckOptions
-from harness.cost_model import simulated_timings
+from harness.cost_model import simulated_duel, simulated_timings
 from harness.device import detect
 from harness.verdict import Outcome
 
@@ -30,5 +30,14 @@ class EvalWorker:
         if self.simulate:
             verdict.mode = "simulated"
             if verdict.outcome is Outcome.PASSED:
-                verdict.timings = simulated_timings(self.checker.task, descriptors)
+                verdict.timings = simulated_timings(self.checker.task, descriptors, noise=source)
+                verdict.add_intervals()
         return verdict.to_dict()
+
+    def duel(self, candidate: str, rival: str, candidate_desc: dict[str, float],
+             rival_desc: dict[str, float]) -> dict[str, Any]:
+        """Candidate and rival timed in turns on every benchmark shape (see evolve.confirmation)."""
+        if self.simulate:
+            shapes = simulated_duel(self.checker.task, candidate_desc, rival_desc, key=candidate + "\0" + rival)
+            return {"shapes": shapes, "mode": "simulated", "device": self.checker.platform.name}
+        return self.checker.duel(candidate, rival).to_dict()

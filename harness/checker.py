@@ -9,8 +9,9 @@ from __future__ import annotations
 import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.device import Platform, detect
 from harness.gpulock import GpuLock
@@ -47,6 +48,20 @@ class CheckOptions:
     # The last stage to run (e.g. Stage.COMPILE: static gate, compile and smoke only, the cheap
     # check an LLM's repair loop runs locally); a candidate that gets there passes "so far".
     stop_after: Stage | None = None
+
+
+@dataclass
+class Contest:
+    """Two candidates timed in turns: per benchmark shape its ``label`` and the ``candidate``'s
+    and ``rival``'s milliseconds; no shapes, and a ``reason``, when it could not be measured."""
+
+    shapes: list[dict[str, Any]]
+    mode: str
+    device: str
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class _Stopped(Exception):
@@ -125,8 +140,51 @@ class Checker:
         if ctx is not None:
             verdict.shape_results = ctx.results
         verdict.timings = timings
+        verdict.add_intervals()
         verdict.duration_s = time.monotonic() - start
         return verdict
+
+    def duel(self, candidate: str, rival: str) -> Contest:
+        """Candidate and rival timed in turns on every benchmark shape by one judge, each recorded
+        afresh in a sandbox of its own (their Python runs only there); a failure of either is the
+        contest's ``reason``."""
+        if not self.timing_enabled:
+            return Contest([], self.platform.mode, self.platform.name, "this machine does not time on a GPU")
+        start = time.monotonic()
+        sandboxes: list[Sandbox] = []
+        judge = Judge(self.task.name, cache=self.opt.judge_cache)
+        try:
+            runners = []
+            for source in (candidate, rival):
+                sandbox = Sandbox(self.task.name, self.platform.device, isolate=self.opt.isolate,
+                                  triton_cache=self.opt.triton_cache)
+                sandboxes.append(sandbox)
+                (sandbox.scratch / "candidate.py").write_text(source)
+                (sandbox.scratch / "candidate.py").chmod(0o644)
+                ctx = Context(self.task, sandbox, random.Random(self.opt.seed), self.gpu,
+                              start + self.opt.total_timeout_s, self.opt.request_timeout_s,
+                              self.opt.max_output_bytes, self.opt.total_timeout_s)
+                if runners:
+                    sandbox.start()
+                else:  # the judge starts beside the first sandbox
+                    self._start(sandbox, judge, Verdict(Outcome.PASSED, Stage.TIMING, "", self.platform.mode))
+                resp = sandbox.request({"op": "load", "path": "candidate.py"}, ctx.remaining(self.opt.load_timeout_s))
+                if not resp.get("ok"):
+                    raise Rejected(Outcome.REJECTED, Stage.COMPILE,
+                                   f"importing a contender failed: {quoted(resp.get('error'))}")
+                runners.append(ReplayTrials(ctx, judge, limits=self.opt.limits, consistency_calls=0,
+                                            rep_ms=self.opt.rep_ms, min_reps=self.opt.min_reps,
+                                            max_reps=self.opt.max_reps))
+            shapes = runners[0].duel(runners[1], self.task.benchmark_cases())
+            return Contest(shapes, self.platform.mode, self.platform.name)
+        except Rejected as r:
+            return Contest([], self.platform.mode, self.platform.name, r.reason)
+        except (Malformed, SandboxDied, SandboxTimeout, RuntimeError) as e:
+            return Contest([], self.platform.mode, self.platform.name, f"{type(e).__name__}: {e}"[:2000])
+        finally:
+            for sandbox in sandboxes:
+                sandbox.close()
+            judge.close()
 
     def _start(self, sandbox: Sandbox, judge: Judge | None, verdict: Verdict) -> None:
         """Both processes start together (each imports torch and initialises the GPU)."""

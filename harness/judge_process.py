@@ -49,8 +49,8 @@ class Referee:
         self.limits = Limits()
         self._snapshots: dict[str, bytes] = {}
 
-    def _replay(self, req: dict[str, Any], like: list[torch.Tensor], rng: random.Random) -> Replay:
-        plan = parse_plan(req["plan"], self.limits)
+    def _replay(self, plan_json: Any, like: list[torch.Tensor], rng: random.Random) -> Replay:
+        plan = parse_plan(plan_json, self.limits)
         check_launches(plan, self.kernels.specs)
         for sha in plan.snapshots():
             if sha not in self._snapshots:
@@ -69,7 +69,7 @@ class Referee:
         (computed afterwards), the others with the first, bit for bit."""
         case, rng = req["case"], random.Random(req["seed"])
         made = self.task.make_inputs(case, rng.getrandbits(31), "cuda")
-        replay = self._replay(req, made, rng)
+        replay = self._replay(req["plan"], made, rng)
         outs = []
         for _ in range(int(req.get("runs", 1))):
             replay.reset()
@@ -87,42 +87,62 @@ class Referee:
                 "note": cmp.note, "inputs_intact": intact, "guards_intact": guards, "bitwise_equal": same}
 
     def time(self, req: dict[str, Any]) -> dict[str, Any]:
-        """Candidate and baseline interleaved, each on inputs refreshed before every call; the
-        output of one turn drawn at random is checked against the reference afterwards."""
+        """The candidate's plan and the default baseline in turns (see ``_contest``)."""
+        r = self._contest(req, [req["plan"]], with_baseline=True)
+        return {**r, "samples": r["samples"][0], "checked": r["checked"][0]}
+
+    def duel(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Two candidates' plans in turns (a candidate against the elite it would displace)."""
+        return self._contest(req, req["plans"], with_baseline=False)
+
+    def _contest(self, req: dict[str, Any], plans: list[Any], *, with_baseline: bool) -> dict[str, Any]:
+        """``plans`` (and the baseline) interleaved, each on inputs refreshed before every call;
+        the output of one turn of each plan, drawn at random, is checked against the reference
+        afterwards."""
         case, rng = req["case"], random.Random(req["seed"])
-        like = self.task.make_inputs(case, rng.getrandbits(31), "cuda")
-        replay = self._replay(req, like, rng)
         gen = torch.Generator(device="cuda").manual_seed(rng.getrandbits(31))
-        theirs = self.task.make_inputs(case, rng.getrandbits(31), "cuda")
-        name, baseline = self.task.default_baseline(theirs, case)
+        replays: list[Replay] = []
+        contenders: list[Contender] = []
+        graphs: list[bool] = []
+        for i, plan in enumerate(plans):
+            replay = self._replay(plan, self.task.make_inputs(case, rng.getrandbits(31), "cuda"), rng)
 
-        def prepare_ours() -> None:
-            replay.reset()
-            self.task.randomize(replay.inputs, case, gen)
+            def prepare(replay: Replay = replay) -> None:
+                replay.reset()
+                self.task.randomize(replay.inputs, case, gen)
 
-        prepare_ours()
-        replay.launch()
-        _sync_after_candidate()
-        ours_run = graphed(replay.launch)
-        theirs_run = graphed(baseline)
-        draw = rng.random()
-        saved: dict[str, Any] = {}
+            prepare()
+            replay.launch()
+            _sync_after_candidate()
+            run = graphed(replay.launch)
+            replays.append(replay)
+            contenders.append(Contender(f"plan {i}", run or replay.launch, prepare))
+            graphs.append(run is not None)
+        name = ""
+        if with_baseline:
+            theirs = self.task.make_inputs(case, rng.getrandbits(31), "cuda")
+            name, baseline = self.task.default_baseline(theirs, case)
+            run = graphed(baseline)
+            contenders.append(Contender(name, run or baseline, lambda: self.task.randomize(theirs, case, gen)))
+            graphs.append(run is not None)
+        draws = [rng.random() for _ in replays]
+        saved: dict[int, tuple[torch.Tensor, list[torch.Tensor]]] = {}
 
         def after(turn: int, who: int, turns: int) -> None:
-            if who == 0 and turn == int(draw * turns):
-                saved["out"] = replay.output.clone()
-                saved["inputs"] = [t.clone() for t in replay.inputs]
+            if who < len(replays) and turn == int(draws[who] * turns):
+                saved[who] = (replays[who].output.clone(), [t.clone() for t in replays[who].inputs])
 
-        samples = interleaved(
-            [Contender("candidate", ours_run or replay.launch, prepare_ours),
-             Contender(name, theirs_run or baseline, lambda: self.task.randomize(theirs, case, gen))],
-            rep_ms=float(req["rep_ms"]), min_reps=int(req["min_reps"]), max_reps=int(req["max_reps"]), after=after)
+        samples = interleaved(contenders, rep_ms=float(req["rep_ms"]), min_reps=int(req["min_reps"]),
+                              max_reps=int(req["max_reps"]), after=after)
         _sync_after_candidate()
-        guards = replay.guards_intact()
-        cmp = compare(saved["out"], self.task.reference(saved["inputs"], case), self.task.tolerance(case["dtype"]))
-        return {"ok": True, "samples": samples[0], "baseline_samples": samples[1], "baseline": name,
-                "graphs": [ours_run is not None, theirs_run is not None], "guards_intact": guards,
-                "checked": {"passed": cmp.ok, "rel_err": cmp.rel_err, "note": cmp.note}}
+        checked = []
+        for i in range(len(replays)):
+            out, inputs = saved[i]
+            cmp = compare(out, self.task.reference(inputs, case), self.task.tolerance(case["dtype"]))
+            checked.append({"passed": cmp.ok, "rel_err": cmp.rel_err, "note": cmp.note})
+        return {"ok": True, "samples": samples[:len(replays)], "baseline_samples": samples[-1] if with_baseline else [],
+                "baseline": name, "graphs": graphs, "guards_intact": all(r.guards_intact() for r in replays),
+                "checked": checked}
 
 
 def main() -> None:
@@ -133,7 +153,7 @@ def main() -> None:
     referee = Referee(get_task(cfg["task"]), Path(cfg["workdir"]))
     chan.send({"hello": {"device_name": torch.cuda.get_device_name(), "torch": torch.__version__,
                          "triton": triton.__version__, "cudnn": torch.backends.cudnn.version()}})
-    ops = {"kernels": referee.kernels_op, "check": referee.check, "time": referee.time}
+    ops = {"kernels": referee.kernels_op, "check": referee.check, "time": referee.time, "duel": referee.duel}
     while True:
         req = chan.recv()
         if req.get("op") == "exit":

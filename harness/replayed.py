@@ -92,7 +92,8 @@ class ReplayTrials(TrialRunner):
                     raise Malformed("a buffer snapshot does not match its hash")
                 self.judge.hand_over(name, raw)
 
-    def _plan(self, trial: Trial) -> Plan:
+    def plan(self, trial: Trial) -> Plan:
+        """The trial's validated plan, recorded (twice, compared) the first time it is asked for."""
         case, label = trial.case, trial.label
         if label in self.plans:
             return self.plans[label][1]
@@ -136,7 +137,7 @@ class ReplayTrials(TrialRunner):
 
     # -- the interface -----------------------------------------------------------------
     def _check(self, trial: Trial, runs: int) -> dict[str, Any]:
-        plan = self._plan(trial)
+        plan = self.plan(trial)
         resp = self._judge({"op": "check", "plan": plan_json(plan), "case": trial.case, "seed": self.ctx.seed(),
                             "runs": runs}, trial.label)
         for name, intact in zip(self.ctx.task.input_names(), resp["inputs_intact"]):
@@ -177,7 +178,7 @@ class ReplayTrials(TrialRunner):
         out = []
         for case in cases:
             label = self.ctx.task.label(case)
-            plan = self._plan(Trial(label, case))
+            plan = self.plan(Trial(label, case))
             resp = self._judge({"op": "time", "plan": plan_json(plan), "case": case, "seed": self.ctx.seed(),
                                 "rep_ms": self.rep_ms, "min_reps": self.min_reps, "max_reps": self.max_reps},
                                label, exclusive=True)
@@ -191,6 +192,26 @@ class ReplayTrials(TrialRunner):
             flops = self.ctx.task.flops(case)
             out.append(Timing(case, ms, base, resp["baseline"], flops / (ms * 1e-3) / 1e12,
                               flops / (base * 1e-3) / 1e12, samples=ours, baseline_samples=theirs))
+        return out
+
+
+    def duel(self, rival: ReplayTrials, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """This candidate's plans and ``rival``'s (recorded in its own sandbox, loaded into the
+        same judge) timed in turns on each case: ``label``, ``candidate`` and ``rival`` ms."""
+        out = []
+        for case in cases:
+            trial = Trial(self.ctx.task.label(case), case)
+            plans = [self.plan(trial), rival.plan(trial)]
+            resp = self._judge({"op": "duel", "plans": [plan_json(p) for p in plans], "case": case,
+                                "seed": self.ctx.seed(), "rep_ms": self.rep_ms, "min_reps": self.min_reps,
+                                "max_reps": self.max_reps}, trial.label, exclusive=True)
+            for who, checked in zip(("candidate", "rival"), resp["checked"]):
+                if not checked["passed"]:
+                    raise self.ctx.reject(f"{trial.label}: the {who}'s output of a timed call, drawn at random, "
+                                          f"is wrong: {checked['note']}")
+            if not resp["guards_intact"]:
+                raise self.ctx.reject(f"{trial.label}: kernels wrote outside their buffers while timed", Stage.ANTICHEAT)
+            out.append({"label": trial.label, "candidate": resp["samples"][0], "rival": resp["samples"][1]})
         return out
 
 

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from harness.confidence import Paired, speedups
+
 
 class Stage(StrEnum):
     """Stages of the cascade, in the order they run; ``DONE`` means every stage passed."""
@@ -60,6 +62,8 @@ class Timing:
     baseline_tflops: float
     samples: list[float] = field(default_factory=list)
     baseline_samples: list[float] = field(default_factory=list)
+    speedup_low: float | None = None  # the speedup's bootstrap interval over the samples
+    speedup_high: float | None = None
 
     @property
     def speedup(self) -> float:
@@ -84,6 +88,8 @@ class Verdict:
     duration_s: float = 0.0
     sandbox: list[str] = field(default_factory=list)
     log: str = ""
+    fitness_low: float | None = None  # the fitness's bootstrap interval over the timed calls
+    fitness_high: float | None = None
 
     @property
     def passed(self) -> bool:
@@ -95,6 +101,16 @@ class Verdict:
         if not self.passed or not self.timings:
             return None
         return math.exp(sum(math.log(t.speedup) for t in self.timings) / len(self.timings))
+
+    def add_intervals(self) -> None:
+        """Bootstrap intervals of each timing's speedup and of the fitness, where every timing
+        kept its samples."""
+        if not self.timings or not all(t.samples and t.baseline_samples for t in self.timings):
+            return
+        shapes, overall = speedups([Paired(t.samples, t.baseline_samples) for t in self.timings])
+        for t, i in zip(self.timings, shapes):
+            t.speedup_low, t.speedup_high = i.low, i.high
+        self.fitness_low, self.fitness_high = overall.low, overall.high
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -122,4 +138,6 @@ class Verdict:
             duration_s=d.get("duration_s", 0.0),
             sandbox=list(d.get("sandbox", [])),
             log=d.get("log", ""),
+            fitness_low=d.get("fitness_low"),
+            fitness_high=d.get("fitness_high"),
         )

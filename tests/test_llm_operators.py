@@ -209,7 +209,7 @@ def test_feedback_credits_the_model_and_strategy_and_survives_a_resume(world: An
     assert p is not None
     pid, _ = w.archive.add_program(w.run_id, p.source, parents=p.parents, operator=p.operator, meta=p.meta)
     op = BUILTIN["llm_diff"](w.rt)
-    op.feedback(Feedback(pid, p.meta, 0.8, passed(p.source, 2.0)))
+    op.feedback(Feedback(pid, p.meta, 0.8, passed(p.source, 2.0), 1.2))
     model, strategy = p.meta["model"], p.meta["strategy"]
     [credit] = w.credits()
     assert credit["program_id"] == pid and credit["reward"] > 0 and credit["result"].startswith("passed, fitness")

@@ -78,23 +78,28 @@ def top(
     db: Db = None,
     as_json: AsJson = False,
 ) -> None:
-    """The best correct kernels of a run, with TFLOP/s and speedup over the baseline."""
+    """The best correct kernels of a run: speedup over the baseline with its 95% interval, the
+    latest side-by-side re-timing against the elite each would displace, and TFLOP/s."""
     with _open(db) as archive:
         entries = archive.top(run, n, measured_only=measured)
+        confirmed = {c.candidate_id: c for c in archive.confirmations(run)}  # oldest first: the latest wins
     if not entries and not as_json:
         typer.echo(f"Run {run} has no passed program yet.")
         return
-    _emit(as_json, entries, views.top_table(run, entries))
+    _emit(as_json, entries, views.top_table(run, entries, confirmed))
 
 
 @archive_app.command()
 def show(program: ProgramId, db: Db = None, as_json: AsJson = False) -> None:
-    """A program: source, latest verdict, per-shape results, timings and parents."""
+    """A program: source, latest verdict, per-shape results and timings with their 95% intervals,
+    parents, and the side-by-side re-timings it took part in."""
     with _open(db) as archive:
         info = archive.get_program(program)
         evaluations = archive.evaluations(program)
-    data = {"program": dataclasses.replace(info, latest_evaluation=None), "evaluations": evaluations}
-    _emit(as_json, data, views.program_view(info, len(evaluations)))
+        confirmations = archive.confirmations(program_id=program)
+    data = {"program": dataclasses.replace(info, latest_evaluation=None), "evaluations": evaluations,
+            "confirmations": confirmations}
+    _emit(as_json, data, views.program_view(info, len(evaluations), confirmations))
 
 
 @archive_app.command()

@@ -15,6 +15,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from archive import (
+    ConfirmationInfo,
     EvaluationInfo,
     FailureGroup,
     GridView,
@@ -30,6 +31,18 @@ _STATUS_STYLE = {"running": "cyan", "stopped": "yellow", "finished": "green", "f
 
 def speedup(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}x"
+
+
+def interval(low: float | None, high: float | None) -> str:
+    """A 95% bootstrap interval, or "-" where no samples were kept."""
+    return "-" if low is None or high is None else f"[{low:.3f}, {high:.3f}]"
+
+
+def confirmation(c: ConfirmationInfo | None) -> str:
+    if c is None:
+        return "-"
+    verdict = "admitted" if c.admitted else "not beyond the noise"
+    return f"{c.speedup:.3f}x {interval(c.low, c.high)} vs {c.rival_id}: {verdict}"
 
 
 def number(value: float | None, digits: int = 1) -> str:
@@ -68,16 +81,22 @@ def runs_table(runs: list[RunSummary]) -> Table:
     return table
 
 
-def top_table(run_id: int, entries: list[TopEntry]) -> Table:
-    table = Table(title=f"Best correct kernels of run {run_id}", title_justify="left")
-    for name in ("#", "program", "speedup", "TFLOP/s", "operator", "gen", "island", "device"):
-        table.add_column(name, justify="left" if name in ("operator", "device") else "right")
+def top_table(run_id: int, entries: list[TopEntry], confirmed: dict[int, ConfirmationInfo]) -> Table:
+    """``confirmed``: each program's latest side-by-side re-timing as a candidate."""
+    table = Table(title=f"Best correct kernels of run {run_id}", title_justify="left",
+                  caption="speedup over the baseline in its own check, with its 95% interval; re-timed: "
+                          "against the elite it would displace, in turns", caption_justify="left")
+    for name in ("#", "program", "speedup", "95% interval", "re-timed", "TFLOP/s", "operator", "gen", "island",
+                 "device"):
+        table.add_column(name, justify="left" if name in ("operator", "device", "re-timed") else "right")
     for rank, e in enumerate(entries, 1):
         device = e.device + (" (simulated)" if e.simulated else "")
         table.add_row(
             str(rank),
             str(e.program_id),
             speedup(e.fitness),
+            interval(e.fitness_low, e.fitness_high),
+            confirmation(confirmed.get(e.program_id)),
             number(e.tflops),
             e.operator,
             str(e.generation),
@@ -93,7 +112,7 @@ def _evaluation(ev: EvaluationInfo, total: int) -> RenderableType:
     summary.add_column()
     summary.add_row("verdict", Text.assemble(outcome(ev.outcome.value), f" at stage {ev.stage.value}"))
     summary.add_row("reason", ev.reason or "-")
-    summary.add_row("speedup", speedup(ev.fitness))
+    summary.add_row("speedup", f"{speedup(ev.fitness)} {interval(ev.fitness_low, ev.fitness_high)}")
     summary.add_row("TFLOP/s", number(ev.tflops))
     device = f"{ev.device or '-'} ({ev.mode}{', simulated' if ev.simulated else ''})"
     summary.add_row("device", device)
@@ -116,7 +135,7 @@ def _evaluation(ev: EvaluationInfo, total: int) -> RenderableType:
         parts.append(shapes)
     if ev.timings:
         timings = Table(title="Timings", title_justify="left")
-        for name in ("shape", "ms", "baseline ms", "baseline", "TFLOP/s", "speedup"):
+        for name in ("shape", "ms", "baseline ms", "baseline", "TFLOP/s", "speedup", "95% interval", "calls"):
             timings.add_column(name, justify="left" if name in ("shape", "baseline") else "right")
         for t in ev.timings:
             timings.add_row(
@@ -126,12 +145,30 @@ def _evaluation(ev: EvaluationInfo, total: int) -> RenderableType:
                 t.baseline_backend,
                 number(t.tflops),
                 speedup(t.speedup),
+                interval(t.speedup_low, t.speedup_high),
+                str(t.samples),
             )
         parts.append(timings)
     return Group(*parts)
 
 
-def program_view(program: ProgramInfo, n_evaluations: int) -> RenderableType:
+def _confirmations(program_id: int, found: list[ConfirmationInfo]) -> RenderableType:
+    table = Table(title="Side-by-side re-timings", title_justify="left")
+    for name in ("candidate", "rival", "speedup", "95% interval", "admitted", "device", "when (UTC)"):
+        table.add_column(name, justify="left" if name in ("device", "when (UTC)", "admitted") else "right")
+
+    def mark(pid: int) -> str:
+        return f"{pid} (this)" if pid == program_id else str(pid)
+
+    for c in found:
+        table.add_row(mark(c.candidate_id), mark(c.rival_id), speedup(c.speedup), interval(c.low, c.high),
+                      Text("yes", style="green") if c.admitted else Text("no", style="yellow"),
+                      f"{c.device} ({c.mode})", when(c.created_at))
+    return table
+
+
+def program_view(program: ProgramInfo, n_evaluations: int,
+                 confirmations: list[ConfirmationInfo] | None = None) -> RenderableType:
     header = Table.grid(padding=(0, 2))
     header.add_column(style="bold")
     header.add_column()
@@ -149,7 +186,10 @@ def program_view(program: ProgramInfo, n_evaluations: int) -> RenderableType:
         if program.latest_evaluation is not None
         else Text("Not evaluated yet.", style="dim")
     )
-    return Group(header, Text(""), source, Text(""), latest)
+    parts: list[RenderableType] = [header, Text(""), source, Text(""), latest]
+    if confirmations:
+        parts += [Text(""), _confirmations(program.id, confirmations)]
+    return Group(*parts)
 
 
 def diff_view(text: str) -> RenderableType:

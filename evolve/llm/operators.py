@@ -122,14 +122,14 @@ class LlmOperator(Operator):
         if "model" not in meta or "strategy" not in meta:
             return  # not made by this session's kind of proposal (e.g. an older archive)
         v = fb.verdict
-        if v.outcome is Outcome.PASSED and v.fitness is not None:
+        if v.outcome is Outcome.PASSED and v.fitness is not None and fb.fitness is not None:
             parent = f" vs {fb.parent_fitness:.3f}" if fb.parent_fitness is not None else ""
-            result = f"passed, fitness {v.fitness:.3f}{parent}"
+            result = f"passed, fitness {fb.fitness:.3f}{parent}"
         elif v.outcome is Outcome.PASSED:
             result = "passed"
         else:
             result = f"{v.outcome.value} at {v.stage.value}: {v.reason[:300]}"
-        self.rt.credit(operator=self.name, meta=meta, parent_fitness=fb.parent_fitness, fitness=v.fitness,
+        self.rt.credit(operator=self.name, meta=meta, parent_fitness=fb.parent_fitness, fitness=fb.fitness,
                        result=result, program_id=fb.program_id)
 
 

@@ -50,6 +50,9 @@ class Feedback:
     meta: dict[str, Any]  # the proposal's meta, as stored with the program
     parent_fitness: float | None  # the best fitness among its parents, when known
     verdict: Verdict
+    # What the search credits it with: its fitness where a side-by-side re-timing confirmed a
+    # gain, else at most its parents' (an unconfirmed gain counts for nothing); None if it failed.
+    fitness: float | None
 
 
 class Operator(ABC):
