@@ -1,9 +1,11 @@
 """A kernel's tunables, found in its source and rewritten in place.
 
 Tunables are integer constants named like launch parameters (BLOCK_M, BLOCK_N, num_warps,
-num_stages, ...) wherever a kernel author puts them: dict literals (``TUNABLES = {128:
-{"BLOCK_M": 128, ...}}``), keyword arguments (``num_warps=8``) or module-level assignments
-(``BLOCK_M = 128``). Rewrites replace the digits only, so comments and layout survive.
+num_stages, ...) or like the seed's constexpr switches (WARP_SPEC, TMA, ...) wherever a kernel
+author puts them: dict literals (``TUNABLES = {(128, "causal", 4096): {"BLOCK_M": 128, ...}}``),
+keyword arguments (``num_warps=8``) or module-level assignments (``BLOCK_M = 128``). A dict
+entry is named by its key: ``128`` -> "128", ``(128, "causal", 4096)`` -> "128,causal,4096".
+Rewrites replace the digits only, so comments and layout survive.
 """
 
 from __future__ import annotations
@@ -11,13 +13,22 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-# Legal values per tunable, in order: mutation moves along these ladders.
+# Legal values per tunable, in order: mutation moves along these ladders. A value is legal on its
+# own; whether a whole entry can compile is evolve/feasibility.py's question.
 LADDERS: dict[str, tuple[int, ...]] = {
     "BLOCK_M": (16, 32, 64, 128, 256),
     "BLOCK_N": (16, 32, 64, 128, 256),
+    "BLOCK_N_MASKED": (16, 32, 64, 128, 256),
     "num_warps": (2, 4, 8, 16),
     "num_stages": (1, 2, 3, 4, 5),
+    "WARP_SPEC": (0, 1),
+    "TMA": (0, 1),
+    "ORDER": (0, 1, 2),
+    "LAZY_RESCALE": (0, 1),
+    "EXP2": (0, 1),
 }
+# Tunables whose values are choices, not steps on a ladder: a mutation may pick any other value.
+SWITCHES = frozenset({"WARP_SPEC", "TMA", "ORDER", "LAZY_RESCALE", "EXP2"})
 
 
 @dataclass(frozen=True)
@@ -42,8 +53,9 @@ def find(source: str) -> list[Tunable]:
 
     def visit_dict(d: ast.Dict, entry: str) -> None:
         for k, v in zip(d.keys, d.values):
-            if isinstance(k, ast.Constant) and isinstance(v, ast.Dict):
-                visit_dict(v, str(k.value))
+            name = _entry_name(k)
+            if name is not None and isinstance(v, ast.Dict):
+                visit_dict(v, name)
             elif isinstance(k, ast.Constant) and isinstance(k.value, str):
                 add(k.value, v, entry)
 
@@ -59,6 +71,17 @@ def find(source: str) -> list[Tunable]:
         elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             add(node.targets[0].id, node.value, "")
     return sorted(found, key=lambda t: (t.line, t.col))
+
+
+def _entry_name(key: ast.expr | None) -> str | None:
+    """The entry a dict key names: a constant, or a tuple of constants joined by commas."""
+    if isinstance(key, ast.Constant):
+        return str(key.value)
+    if isinstance(key, ast.Tuple):
+        parts = [str(e.value) for e in key.elts if isinstance(e, ast.Constant)]
+        if parts and len(parts) == len(key.elts):
+            return ",".join(parts)
+    return None
 
 
 def entries(tunables: list[Tunable]) -> dict[str, dict[str, Tunable]]:

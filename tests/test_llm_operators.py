@@ -27,7 +27,7 @@ from .llm_fake import FakeLLM, Reply, Request, diff, rewrite
 
 SEED_SOURCE = SEED.read_text()
 NO_SMOKE = {"rounds": 2, "smoke": False}  # static gate and novelty only: for tests about something else
-TUNED = '    64: {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8, "num_stages": 3},\n'
+TUNED = '    (64, "full", 1024): {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_N_MASKED": 64, "num_warps": 8, "num_stages": 3,\n'
 
 
 def tuned(block_n: int) -> str:

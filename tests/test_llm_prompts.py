@@ -66,7 +66,7 @@ def test_the_proposal_prompt_carries_the_evaluation_feedback(tmp_path: Path) -> 
     assert "| B16 H32 N1024 D64 causal |" in u and "sdpa_flash" in u and "% of peak: TFLOP/s over 790" in u
     assert "simulated: a cost model" in u
     assert "- program 2 (llm_diff of 1): narrower key tiles at D=64; fitness 2.007 (+0.401 vs its parent)" in u
-    assert "Its difference from the current program:" in u and '+    64: {"BLOCK_M": 128, "BLOCK_N": 64' in u
+    assert "Its difference from the current program:" in u and "+" + TUNED.rstrip("\n") in u
     assert "- TMA gained 3% at D=128" in u and "Target the causal shapes" in u
     assert "Rejected at the sweep stage: B2 H3 N17 D64 bfloat16: max abs error 0.9" in failed
     assert "- B2 H3 N17 D64 bfloat16: max abs error 0.9 (relative error 4.00e-01" in failed

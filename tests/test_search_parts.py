@@ -19,14 +19,22 @@ from harness.gpulock import GpuLock
 
 def test_tunables_are_found_per_entry_and_rewritten_without_touching_anything_else(seed_source: str) -> None:
     entries = tunables.entries(tunables.find(seed_source))
-    assert set(entries) == {"64", "128"}
-    assert {n: t.value for n, t in entries["128"].items()} == {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8, "num_stages": 3}
-    changed = tunables.rewrite(seed_source, {entries["128"]["BLOCK_N"]: 128, entries["64"]["num_warps"]: 4})
+    assert set(entries) == {f"{d},{mode},{n}" for d in (64, 128) for mode in ("full", "causal") for n in (1024, 4096, 16384)}
+    assert {n: t.value for n, t in entries["128,causal,4096"].items()} == {
+        "BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_N_MASKED": 64, "num_warps": 8, "num_stages": 3,
+        "WARP_SPEC": 0, "TMA": 0, "ORDER": 0, "LAZY_RESCALE": 0, "EXP2": 1}
+    wide, warps = entries["128,causal,4096"]["BLOCK_N"], entries["64,full,1024"]["num_warps"]
+    changed = tunables.rewrite(seed_source, {wide: 128, warps: 4})
     before, after = seed_source.splitlines(), changed.splitlines()
-    assert [i for i, (a, b) in enumerate(zip(before, after)) if a != b] == [
-        entries["64"]["num_warps"].line - 1, entries["128"]["BLOCK_N"].line - 1]
+    assert [i for i, (a, b) in enumerate(zip(before, after)) if a != b] == [warps.line - 1, wide.line - 1]
     again = tunables.entries(tunables.find(changed))
-    assert again["128"]["BLOCK_N"].value == 128 and again["64"]["num_warps"].value == 4
+    assert again["128,causal,4096"]["BLOCK_N"].value == 128 and again["64,full,1024"]["num_warps"].value == 4
+    assert again["128,causal,16384"]["BLOCK_N"].value == 64  # a neighbouring entry untouched
+
+
+def test_an_entry_is_named_by_its_key_whether_constant_or_tuple() -> None:
+    src = 'T = {64: {"BLOCK_M": 64}, (128, "causal", 4096): {"BLOCK_M": 128}, (1, x): {"BLOCK_M": 32}}\n'
+    assert {t.entry: t.value for t in tunables.find(src)} == {"64": 64, "128,causal,4096": 128}
 
 
 def test_keyword_and_assignment_tunables_are_found() -> None:
@@ -37,11 +45,29 @@ def test_keyword_and_assignment_tunables_are_found() -> None:
 
 def test_descriptors_describe_how_the_kernel_works_not_its_text(seed_source: str) -> None:
     d = descriptors.describe(seed_source)
-    assert d == {"tile": 13.0, "warps": 3.0, "stages": 3.0, "features": 0.0}
+    assert d == {"tile": 13.0, "warps": 3.0, "stages": 3.0, "features": 0.0, "masked_tile": 13.0, "order": 0.0,
+                 "lazy_rescale": 0.0, "exp2": 1.0}
     padded = seed_source + "\n# " + "a long comment " * 100
     assert descriptors.describe(padded) == d
-    tma = seed_source.replace("q = tl.load(", "desc = tl.make_tensor_descriptor\n    q = tl.load(", 1)
-    assert descriptors.describe(tma)["features"] == 1.0
+
+
+def test_descriptors_read_the_seeds_switches_not_the_code_they_turn_off(seed_source: str) -> None:
+    assert "make_tensor_descriptor" in seed_source and "num_programs(" in seed_source
+    entry = tunables.entries(tunables.find(seed_source))["128,causal,16384"]
+    switched = tunables.rewrite(seed_source, {entry["TMA"]: 1, entry["ORDER"]: 2, entry["BLOCK_N_MASKED"]: 32,
+                                              entry["EXP2"]: 0})
+    d = descriptors.describe(switched)
+    assert (d["features"], d["order"], d["masked_tile"], d["exp2"]) == (5.0, 2.0, 12.0, 0.0)
+    other = tunables.entries(tunables.find(seed_source))["64,full,1024"]
+    assert descriptors.describe(tunables.rewrite(seed_source, {other["TMA"]: 1}))["features"] == 0.0
+
+
+def test_descriptors_fall_back_to_the_source_for_kernels_without_switches() -> None:
+    from pathlib import Path
+
+    honest = Path(__file__).parent / "honest"
+    assert descriptors.describe((honest / "tma_descriptors.py").read_text())["features"] == 1.0
+    assert descriptors.describe((honest / "autotuned.py").read_text())["features"] == 0.0
 
 
 def test_grid_keeps_the_best_per_cell_and_islands_apart() -> None:
@@ -152,7 +178,7 @@ def test_llm_free_operators_change_only_tunables_and_stay_on_their_ladders(seed_
 
     seed = Parent(1, seed_source, 1.0)
     before = tunables.entries(tunables.find(seed_source))
-    for _ in range(20):
+    for _ in range(40):
         rng = random.Random(_)
         p = asyncio.run(BUILTIN["mutate"]().propose(Context([seed], [], rng)))
         after = tunables.entries(tunables.find(p.source))
@@ -160,10 +186,12 @@ def test_llm_free_operators_change_only_tunables_and_stay_on_their_ladders(seed_
         assert 1 <= len(moved) <= 2 and len({e for e, _ in moved}) == 1, p.meta
         for e, n in moved:
             ladder = tunables.LADDERS[n]
-            assert abs(ladder.index(after[e][n].value) - ladder.index(before[e][n].value)) == 1
+            step = abs(ladder.index(after[e][n].value) - ladder.index(before[e][n].value))
+            assert step == 1 or (n in tunables.SWITCHES and after[e][n].value in ladder)
         assert len(p.source.splitlines()) == len(seed_source.splitlines())
 
-    other_src = tunables.rewrite(seed_source, {before["128"]["BLOCK_N"]: 128, before["64"]["num_stages"]: 4})
+    big, small = "128,causal,16384", "64,full,1024"
+    other_src = tunables.rewrite(seed_source, {before[big]["BLOCK_N"]: 128, before[small]["num_stages"]: 4})
     other = Parent(2, other_src, 1.1)
     proposals = [asyncio.run(BUILTIN["crossover"]().propose(Context([seed, other], [], random.Random(i))))
                  for i in range(30)]
@@ -171,5 +199,5 @@ def test_llm_free_operators_change_only_tunables_and_stay_on_their_ladders(seed_
     assert len(children) >= 2
     for child in children:
         got = tunables.entries(tunables.find(child))
-        assert got["128"]["BLOCK_N"].value in (64, 128) and got["64"]["num_stages"].value in (3, 4)
-        assert got["128"]["BLOCK_M"].value == 128  # equal in both parents: untouched
+        assert got[big]["BLOCK_N"].value in (64, 128) and got[small]["num_stages"].value in (3, 4)
+        assert got[big]["BLOCK_M"].value == 128  # equal in both parents: untouched
