@@ -1,19 +1,26 @@
-"""Operators that need no LLM: they move a kernel's tunables along their ladders, recombine
-the tunables of two elites, or draw a fresh configuration. Cheap, and enough for the search
-to improve kernels out of the box."""
+"""Operators that need no LLM: they move a kernel's tunables along their ladders (and flip its
+switches), recombine the tunables of two elites, or draw a fresh configuration, one TUNABLES
+entry at a time. Cheap, and enough for the search to improve kernels out of the box. None
+proposes an entry that evolve/feasibility.py says cannot compile."""
 
 from __future__ import annotations
 
 import random
 
-from evolve import tunables
+from evolve import feasibility, tunables
 from evolve.operators.base import Context, Operator, Proposal
+
+ATTEMPTS = 50  # draws before an operator gives up on finding a feasible change
+
+Entry = dict[str, tunables.Tunable]
 
 
 def _step(name: str, value: int, rng: random.Random) -> int:
     ladder = tunables.LADDERS[name]
     if value not in ladder:
         return rng.choice(ladder)
+    if name in tunables.SWITCHES:
+        return rng.choice([v for v in ladder if v != value])
     i = ladder.index(value) + rng.choice((-1, 1))
     return ladder[min(max(i, 0), len(ladder) - 1)]
 
@@ -26,29 +33,37 @@ def _proposal(operator: str, source: str, changes: dict[tunables.Tunable, int], 
     return Proposal(tunables.rewrite(source, changes), parents, operator, {"changes": summary})
 
 
-def _random_entry(source: str, rng: random.Random) -> dict[str, tunables.Tunable]:
-    """One group of tunables (e.g. one head_dim's row of a table), or {} when there is none."""
-    groups = list(tunables.entries(tunables.find(source)).values())
-    return rng.choice(groups) if groups else {}
+def _random_entry(source: str, rng: random.Random) -> tuple[str, Entry]:
+    """One group of tunables (e.g. one shape's row of a table) and its name, or ("", {})."""
+    groups = list(tunables.entries(tunables.find(source)).items())
+    return rng.choice(groups) if groups else ("", {})
+
+
+def _feasible(name: str, entry: Entry, changes: dict[tunables.Tunable, int]) -> bool:
+    values = {n: changes.get(t, t.value) for n, t in entry.items()}
+    return feasibility.feasible(values, feasibility.head_dim_of(name))
 
 
 class ParameterMutation(Operator):
-    """One or two tunables of one entry, one step up or down their ladder."""
+    """One or two tunables of one entry, one step up or down their ladder (a switch: to another
+    of its choices)."""
 
     name = "mutate"
 
     async def propose(self, ctx: Context) -> Proposal | None:
         parent = ctx.parents[0]
-        entry = _random_entry(parent.source, ctx.rng)
-        if not entry:
-            return None
-        picked = ctx.rng.sample(list(entry.values()), k=min(len(entry), ctx.rng.choice((1, 1, 2))))
-        changes = {t: _step(t.name, t.value, ctx.rng) for t in picked}
-        return _proposal(self.name, parent.source, changes, [parent.program_id])
+        name, entry = _random_entry(parent.source, ctx.rng)
+        for _ in range(ATTEMPTS if entry else 0):
+            picked = ctx.rng.sample(list(entry.values()), k=min(len(entry), ctx.rng.choice((1, 1, 2))))
+            changes = {t: v for t in picked if (v := _step(t.name, t.value, ctx.rng)) != t.value}
+            if changes and _feasible(name, entry, changes):
+                return _proposal(self.name, parent.source, changes, [parent.program_id])
+        return None
 
 
 class TunableCrossover(Operator):
-    """The first parent's code with, entry by entry, each tunable taken from either parent."""
+    """The first parent's code with, entry by entry, each tunable taken from either parent; an
+    entry whose mix cannot compile is drawn again, and kept as the first parent's if none can."""
 
     name = "crossover"
     arity = 2
@@ -59,10 +74,13 @@ class TunableCrossover(Operator):
         theirs = tunables.entries(tunables.find(b.source))
         changes = {}
         for entry, names in mine.items():
-            for name, t in names.items():
-                other = theirs.get(entry, {}).get(name)
-                if other is not None and other.value != t.value and ctx.rng.random() < 0.5:
-                    changes[t] = other.value
+            differ = {t: other.value for n, t in names.items()
+                      if (other := theirs.get(entry, {}).get(n)) is not None and other.value != t.value}
+            for _ in range(ATTEMPTS if differ else 0):
+                mix = {t: v for t, v in differ.items() if ctx.rng.random() < 0.5}
+                if _feasible(entry, names, mix):
+                    changes.update(mix)
+                    break
         return _proposal(self.name, a.source, changes, [a.program_id, b.program_id])
 
 
@@ -73,8 +91,9 @@ class TunableReset(Operator):
 
     async def propose(self, ctx: Context) -> Proposal | None:
         parent = ctx.parents[0]
-        entry = _random_entry(parent.source, ctx.rng)
-        if not entry:
-            return None
-        changes = {t: ctx.rng.choice(tunables.LADDERS[t.name]) for t in entry.values()}
-        return _proposal(self.name, parent.source, changes, [parent.program_id])
+        name, entry = _random_entry(parent.source, ctx.rng)
+        for _ in range(ATTEMPTS if entry else 0):
+            changes = {t: ctx.rng.choice(tunables.LADDERS[t.name]) for t in entry.values()}
+            if _feasible(name, entry, changes):
+                return _proposal(self.name, parent.source, changes, [parent.program_id])
+        return None
