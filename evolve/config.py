@@ -51,9 +51,9 @@ class Evaluation(_Strict):
     check_timeout_s: float = Field(default=600, gt=0)
     rep_ms: float = Field(default=100, gt=0, description="per shape, milliseconds of candidate and baseline "
                           "time each to sample, interleaved")
-    fixed_eval_s: float | None = Field(default=None, gt=0, description="simulated runs only: each evaluation "
-                                       "sleeps this many seconds and returns the cost model's verdict, no "
-                                       "interpreter (the controller at scale without GPUs)")
+    fixed_eval_s: float | None = Field(default=None, gt=0, description="simulated runs only: each job (check "
+                                       "or duel) sleeps this many seconds; checks pass with the cost model's "
+                                       "timings, no interpreter (the controller at scale without GPUs)")
 
 
 class RunConfig(_Strict):

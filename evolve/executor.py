@@ -6,6 +6,7 @@ the second time it is in flight on a worker that dies (never a blind retry loop)
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -161,7 +162,10 @@ class RayExecutor(Executor):
 
     @property
     def capacity(self) -> int:
-        return len(self._slots) * self._per_worker
+        # One more per worker, waiting in its Ray queue: it starts the moment a check ends,
+        # not a controller round trip later (with many workers, finishing together, that
+        # round trip is every verdict recorded and every proposal made).
+        return len(self._slots) * (self._per_worker + 1)
 
     def in_flight(self) -> int:
         return sum(len(s.jobs) for s in self._slots)
@@ -182,7 +186,8 @@ class RayExecutor(Executor):
                                          job.rival.descriptors)
         else:
             ref = slot.actor.evaluate.remote(job.source, job.descriptors)
-        slot.jobs[ref] = (job, time.monotonic())
+        # A job waiting behind the worker's others starts its hang clock when one of them ends.
+        slot.jobs[ref] = (job, time.monotonic() if len(slot.jobs) < self._per_worker else math.inf)
 
     def _replace(self, slot: _Slot) -> None:
         try:
@@ -220,6 +225,9 @@ class RayExecutor(Executor):
                 else:
                     out.append(Result(job, Verdict.from_dict(answer) if answer is not None else verdict, slot.name))
             now = time.monotonic()
+            for ref, (job, started) in list(slot.jobs.items())[:self._per_worker]:
+                if started == math.inf:
+                    slot.jobs[ref] = (job, now)
             hung = [ref for ref, (_, started) in slot.jobs.items() if now - started > self._timeout]
             if hung or dead:
                 for ref, (job, _) in slot.jobs.items():

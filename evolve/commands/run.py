@@ -28,7 +28,7 @@ def run(
     seed_kernel: Annotated[Path | None, typer.Option(help="The kernel to start from (default: the task's seed).")] = None,
     resume: Annotated[int | None, typer.Option(help="Continue run RUN_ID where it stopped, with its configuration.")] = None,
     config: Annotated[Path | None, typer.Option(help="A TOML file with any RunConfig field (see README).")] = None,
-    simulate: Annotated[bool, typer.Option("--simulate", help="No GPU: interpreter correctness checks and a cost model instead of timing; marked simulated in the archive. With [evaluation] fixed_eval_s in --config, no interpreter either: each evaluation takes that many seconds.")] = False,
+    simulate: Annotated[bool, typer.Option("--simulate", help="No GPU: interpreter correctness checks and a cost model instead of timing; marked simulated in the archive. With evaluation.fixed_eval_s in --config, no interpreter either: each check or duel takes that many seconds.")] = False,
     random_seed: Annotated[int | None, typer.Option(help="Seed of the search's own random choices.")] = None,
     model: Annotated[list[str] | None, typer.Option("--model", help="An LLM for the LLM operators, NAME or NAME=WEIGHT; repeat for an ensemble. Endpoint and key: $OPENAI_BASE_URL, $OPENAI_API_KEY.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live display: a summary line every 30 s.")] = False,
