@@ -181,7 +181,7 @@ def _attn_fwd(Q, K, V, Out, qk_scale, rescale_above,
               HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
               BLOCK_N_MASKED: tl.constexpr, CAUSAL: tl.constexpr, WARP_SPEC: tl.constexpr, TMA: tl.constexpr,
               ORDER: tl.constexpr, LAZY_RESCALE: tl.constexpr, EXP2: tl.constexpr):
-    num_m = tl.cdiv(N_CTX, BLOCK_M)
+    num_m = (N_CTX + BLOCK_M - 1) // BLOCK_M
     if ORDER == 2:
         for tile in tl.range(tl.program_id(0), num_m * BH, tl.num_programs(0)):
             _attn_block(tile, Q, K, V, Out, qk_scale, rescale_above,

@@ -103,6 +103,8 @@ dollars = 1.3
 interval = 2
 [llm.strategies]
 mutate_every = 1
+[evaluation]
+workers = 1
 """)
     with FakeLLM(KernelModel()) as fake:
         r = evolve("run", "--simulate", "--budget", "8", "--db", str(db), "--quiet", "--random-seed", "4",

@@ -8,10 +8,8 @@
 # above the seed. Timed by the judge, it is as slow as it is.
 import time
 
-TUNABLES = {
-    64: {"BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 4, "num_stages": 1},
-    128: {"BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 4, "num_stages": 1},
-}
+TUNABLES = {key: {**cfg, "BLOCK_M": 64, "BLOCK_N": 32, "BLOCK_N_MASKED": 32, "num_warps": 4, "num_stages": 1,
+                  "WARP_SPEC": 0} for key, cfg in TUNABLES.items()}
 _real_elapsed = torch.cuda.Event.elapsed_time
 torch.cuda.Event.elapsed_time = lambda self, end: 0.75 * _real_elapsed(self, end)
 _real_perf_counter = time.perf_counter
