@@ -342,7 +342,7 @@ class Archive:
 
     def add_confirmation(self, run_id: int, candidate_id: int, rival_id: int, *, key: str, speedup: float,
                          low: float, high: float, admitted: bool, mode: str, device: str,
-                         shapes: list[dict[str, Any]]) -> tuple[int, bool]:
+                         shapes: list[dict[str, Any]]) -> int:
         with self._write() as s:
             return writes.add_confirmation(s, run_id, candidate_id, rival_id, key=key, speedup=speedup, low=low,
                                            high=high, admitted=admitted, mode=mode, device=device, shapes=shapes)

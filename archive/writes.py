@@ -404,19 +404,11 @@ def add_event(
 
 def add_confirmation(session: Session, run_id: int, candidate_id: int, rival_id: int, *, key: str, speedup: float,
                      low: float, high: float, admitted: bool, mode: str, device: str,
-                     shapes: list[dict[str, Any]]) -> tuple[int, bool]:
-    """Store a side-by-side re-timing once per ``key``; returns (id, created)."""
+                     shapes: list[dict[str, Any]]) -> int:
+    """Store a side-by-side re-timing once per ``key``; returns its id."""
     for pid in (candidate_id, rival_id):
         if program_row(session, pid).run_id != run_id:
             raise ValueError(f"program {pid} is not in run {run_id}")
-    stmt: Insert = (
-        _insert(session, Confirmation)
-        .values(run_id=run_id, candidate_id=candidate_id, rival_id=rival_id, key=key, speedup=speedup, low=low,
-                high=high, admitted=admitted, mode=mode, device=device, shapes=shapes, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["key"])
-        .returning(Confirmation.id)
-    )
-    created = session.execute(stmt).scalar_one_or_none()
-    if created is not None:
-        return created, True
-    return session.execute(select(Confirmation.id).where(Confirmation.key == key)).scalar_one(), False
+    return _insert_once(session, Confirmation, key, run_id=run_id, candidate_id=candidate_id, rival_id=rival_id,
+                        speedup=speedup, low=low, high=high, admitted=admitted, mode=mode, device=device,
+                        shapes=shapes, created_at=utcnow())
