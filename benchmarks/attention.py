@@ -5,6 +5,13 @@ side by side as the judge times (harness/timing.py: interleaved, inputs refreshe
 call, L2 flushed, CUDA graphs where capture works). Writes JSON and a Markdown table.
 
     python benchmarks/attention.py --impl seed=seeds/mha_fwd.py --flex --out benchmarks/results/seed-h100
+
+``--versus NAME`` adds each other candidate's speedup over candidate NAME, per shape and as a
+geometric mean over the shapes, with 95% bootstrap intervals over the timed calls
+(harness/confidence.py): the re-measurement that confirms a search's best against its seed.
+
+    python benchmarks/attention.py --impl seed=seeds/mha_fwd.py --impl best=best.py --versus seed \
+        --out benchmarks/results/search-best-vs-seed-h200
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness.compare import compare  # noqa: E402
+from harness.confidence import Paired, speedups  # noqa: E402
 from harness.device import matmul_peak_tflops  # noqa: E402
 from harness.task import get_task  # noqa: E402
 from harness.timing import Contender, graphed, interleaved, median  # noqa: E402
@@ -69,6 +77,7 @@ def main() -> None:
     ap.add_argument("--impl", action="append", default=[], metavar="NAME=FILE", help="a candidate file to time")
     ap.add_argument("--flex", action="store_true", help="also time FlexAttention under torch.compile")
     ap.add_argument("--rep-ms", type=float, default=200)
+    ap.add_argument("--versus", metavar="NAME", help="also each other candidate's speedup over candidate NAME")
     ap.add_argument("--out", required=True, help="output path without extension (.json and .md are written)")
     args = ap.parse_args()
 
@@ -76,7 +85,12 @@ def main() -> None:
     impls: dict[str, Impl] = {}
     for spec in args.impl:
         name, _, file = spec.partition("=")
+        if not file or not Path(file).is_file():
+            ap.error(f"--impl {spec}: expected NAME=FILE with an existing file")
         impls[name] = candidate_impl(Path(file))
+    candidates = list(impls)
+    if args.versus is not None and args.versus not in impls:
+        ap.error(f"--versus {args.versus}: not one of the --impl names ({', '.join(impls) or 'none given'})")
     impls.update(task.baselines())
     if args.flex:
         impls["flex"] = flex_impl()
@@ -90,11 +104,14 @@ def main() -> None:
             "method": f"medians of interleaved timing (harness.timing), inputs refreshed and L2 flushed before "
                       f"every call, CUDA graphs where capture works, {args.rep_ms} ms of the slowest per shape; "
                       "every implementation checked against the fp32 reference first"}
+    versus = {} if args.versus is None else {
+        name: against(rows, name, args.versus) for name in candidates if name != args.versus}
+    text = markdown(meta, rows, list(impls)) + "".join(versus_table(name, args.versus, v) for name, v in versus.items())
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows}, indent=1))
-    out.with_suffix(".md").write_text(markdown(meta, rows, list(impls)))
-    print(markdown(meta, rows, list(impls)))
+    out.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows, "versus": versus}, indent=1))
+    out.with_suffix(".md").write_text(text)
+    print(text)
 
 
 def side_by_side(task: Any, impls: dict[str, Impl], rep_ms: float) -> list[dict[str, Any]]:
@@ -127,9 +144,36 @@ def side_by_side(task: Any, impls: dict[str, Impl], rep_ms: float) -> list[dict[
         base_ms = median(samples[0])
         for c, s in zip(contenders, samples):
             ms = median(s)
-            row[c.name] = {"ms": ms, "tflops": task.flops(case) / (ms * 1e-3) / 1e12, "speedup": base_ms / ms}
+            row[c.name] = {"ms": ms, "tflops": task.flops(case) / (ms * 1e-3) / 1e12, "speedup": base_ms / ms,
+                           "samples": s}
         rows.append(row)
     return rows
+
+
+def against(rows: list[dict[str, Any]], name: str, versus: str) -> dict[str, Any]:
+    """``name``'s speedup over ``versus`` with bootstrap intervals, on the shapes both were timed on."""
+    timed = [r for r in rows if "samples" in r.get(name, {}) and "samples" in r.get(versus, {})]
+    if not timed:
+        return {"shapes": [], "geomean": None, "not_timed": len(rows)}
+    per_shape, overall = speedups([Paired(r[name]["samples"], r[versus]["samples"]) for r in timed])
+    return {"shapes": [{"head_dim": r["head_dim"], "seq": r["seq"], "causal": r["causal"], "speedup": i.estimate,
+                        "low": i.low, "high": i.high} for r, i in zip(timed, per_shape)],
+            "geomean": {"speedup": overall.estimate, "low": overall.low, "high": overall.high},
+            "not_timed": len(rows) - len(timed)}
+
+
+def versus_table(name: str, versus: str, v: dict[str, Any]) -> str:
+    lines = ["", f"{name} / {versus}, side by side (95% bootstrap intervals over the timed calls):", "",
+             "| D | N | causal | speedup | interval |", "|---|---|---|---|---|"]
+    for s in v["shapes"]:
+        lines.append(f"| {s['head_dim']} | {s['seq']} | {'yes' if s['causal'] else 'no'} | {s['speedup']:.3f}x | "
+                     f"[{s['low']:.3f}, {s['high']:.3f}] |")
+    g = v["geomean"]
+    if g is not None:
+        lines.append(f"| geomean | | | **{g['speedup']:.3f}x** | [{g['low']:.3f}, {g['high']:.3f}] |")
+    if v["not_timed"]:
+        lines.append(f"\n{v['not_timed']} shape(s) not timed for both (see above).")
+    return "\n".join(lines) + "\n"
 
 
 def _tf(cell: Any) -> str:

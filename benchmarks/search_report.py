@@ -1,14 +1,21 @@
-"""Summarize a search run from its archive: throughput, the best kernel and the seed as the
-search measured them, shape by shape; writes the best kernel's source for a side-by-side
-re-measurement with benchmarks/attention.py.
+"""Summarize a search run from its archive: throughput, how busy the GPU was, the duels, the
+best kernel and the seed as the search measured them, shape by shape; writes the best kernel's
+source for a side-by-side re-measurement with benchmarks/attention.py.
 
-    python benchmarks/search_report.py --db search.db --run 1 --out benchmarks/results/search-h100
+The best kernel is the elite with the highest grid fitness: a fitness that, past the seed, only
+a confirmed duel gives (evolve/confirmation.py). The GPU-busy fraction comes from samples of
+``nvidia-smi --query-gpu=timestamp,utilization.gpu --format=csv,noheader,nounits -lms 500``
+taken while the search ran: utilization.gpu is the share of each sample period in which a
+kernel was executing.
+
+    python benchmarks/search_report.py --db search.db --run 1 --gpu-samples smi.csv --out benchmarks/results/search-h200
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -24,13 +31,16 @@ def main() -> None:
     ap.add_argument("--run", type=int, required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--best-source", help="write the best kernel's source here")
+    ap.add_argument("--gpu-samples", type=Path, help="nvidia-smi samples taken during the search (see above)")
     args = ap.parse_args()
     with Archive.open(args.db, create=False) as a:
         run = a.get_run(args.run)
         stats = a.stats(args.run)
         top = a.top(args.run, 5)
         seed_id = 1 if a.get_program(1).run_id == args.run else None
-        best = a.get_program(top[0].program_id)
+        elite = max(a.cells(args.run), key=lambda c: c.fitness)
+        best = a.get_program(elite.program_id)
+        duels = a.confirmations(args.run)
         seed = a.get_program(seed_id) if seed_id else None
         gens = a.generation_stats(args.run)
         events = a.events(args.run)
@@ -49,8 +59,11 @@ def main() -> None:
         "evaluations": stats.evaluations, "by_outcome": stats.by_outcome, "pending": stats.pending,
         "fully_evaluated_per_gpu_hour": stats.evaluations / hours if hours else None,
         "cells": stats.cells, "coverage": stats.coverage, "qd_score": stats.qd_score,
+        "gpu_busy": _busy(args.gpu_samples) if args.gpu_samples else None,
+        "duels": len(duels), "admitted": sum(d.admitted for d in duels),
+        "duels_measured": sum(bool(d.shapes) for d in duels),
         "best": {"program": best.id, "operator": best.operator, "generation": best.generation,
-                 "fitness": ev.fitness, "tflops": ev.tflops},
+                 "grid_fitness": elite.fitness, "fitness": ev.fitness, "tflops": ev.tflops},
         "seed": {"program": seed.id, "fitness": seed_ev.fitness, "tflops": seed_ev.tflops} if seed_ev else None,
         "top5": [{"program": t.program_id, "fitness": t.fitness, "tflops": t.tflops, "operator": t.operator} for t in top],
         "generations": [{"generation": g.generation, "evaluated": g.evaluated, "coverage": g.coverage,
@@ -68,9 +81,13 @@ def main() -> None:
         f"{sum(e.kind == 'resumed' for e in events)} resume(s)); {stats.evaluations} candidates fully evaluated "
         f"({', '.join(f'{k} {v}' for k, v in sorted(stats.by_outcome.items()))}); "
         f"**{report['fully_evaluated_per_gpu_hour']:.0f} per GPU-hour** on one GPU",
+        f"- GPU busy: {_busy_line(report['gpu_busy'])}",
+        f"- duels (side-by-side re-timings of would-be elites): {len(duels)}, of which measured "
+        f"{report['duels_measured']}, admitted {report['admitted']}",
         f"- grid: {stats.cells} cells filled, QD-score {stats.qd_score:.2f}",
-        f"- best: program {best.id} ({best.operator}, generation {best.generation}), fitness {ev.fitness:.3f} "
-        f"(geometric-mean speedup vs SDPA's best backend), mean {ev.tflops:.0f} TFLOP/s",
+        f"- best: program {best.id} ({best.operator}, generation {best.generation}), grid fitness "
+        f"{elite.fitness:.3f}; its own check: fitness {ev.fitness:.3f} (geometric-mean speedup vs torch's "
+        f"default SDPA), mean {ev.tflops:.0f} TFLOP/s",
     ]
     if seed_ev:
         lines.append(f"- seed: fitness {seed_ev.fitness:.3f}, mean {seed_ev.tflops:.0f} TFLOP/s")
@@ -83,6 +100,23 @@ def main() -> None:
     print("\n".join(lines))
     if args.best_source:
         Path(args.best_source).write_text(best.source)
+
+
+def _busy(path: Path) -> dict[str, float]:
+    """Mean utilization.gpu over the samples, and the share of samples in which the GPU ran at all."""
+    util = [float(line.split(",")[1]) for line in path.read_text().splitlines()
+            if line.count(",") >= 1 and line.split(",")[1].strip().replace(".", "", 1).isdigit()]
+    if not util:
+        raise SystemExit(f"{path}: no nvidia-smi samples in it")
+    return {"samples": len(util), "mean_utilization": statistics.fmean(util) / 100,
+            "share_of_samples_busy": sum(u > 0 for u in util) / len(util)}
+
+
+def _busy_line(busy: dict[str, float] | None) -> str:
+    if busy is None:
+        return "not sampled"
+    return (f"**{busy['mean_utilization']:.0%}** of the time a kernel was running (nvidia-smi utilization.gpu, "
+            f"mean of {busy['samples']:.0f} samples 0.5 s apart); {busy['share_of_samples_busy']:.0%} of samples above 0")
 
 
 if __name__ == "__main__":

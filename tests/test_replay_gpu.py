@@ -18,7 +18,7 @@ from harness.verdict import Verdict
 from .conftest import ROOT, SEED
 
 HONEST = {p.stem: p for p in sorted((ROOT / "tests" / "honest").glob("*.py"))
-          if p.stem != "compile_check"}
+          if not p.stem.startswith("compile_")}  # compile_*.py are tools, not candidates
 KERNELS = {"seed": SEED, **HONEST}
 
 
@@ -85,3 +85,29 @@ def test_an_honest_kernel_passes_the_judge(name: str, honest_verdicts: dict[str,
     verdict = honest_verdicts[name]
     assert verdict.passed, verdict.reason
     assert verdict.mode == "gpu" and len(verdict.shape_results) >= 36
+
+
+def _every_entry(source: str, **values: int) -> str:
+    from evolve import tunables
+
+    found = tunables.find(source)
+    return tunables.rewrite(source, {t: values[t.name] for t in found if t.entry and t.name in values})
+
+
+@pytest.mark.gpu
+def test_a_duel_confirms_a_real_gain_and_refuses_a_tie(gpu_checker: Checker) -> None:
+    from evolve.confirmation import rule
+    from evolve.executor import Duel, DuelResult, Job
+
+    seed = SEED.read_text()
+    slow = _every_entry(seed, BLOCK_M=64, BLOCK_N=32, BLOCK_N_MASKED=32, num_warps=4, num_stages=2)
+    assert slow != seed
+    duel = Duel(Job(1, seed, {}, 0), Job(2, seed, {}, 0), rival_fitness=0.8)
+    tie = gpu_checker.duel(seed, seed)
+    gain = gpu_checker.duel(seed, slow)
+    assert tie.shapes and gain.shapes, tie.reason or gain.reason
+    assert len(gain.shapes) == len(gpu_checker.task.benchmark_cases())
+    refused = rule(DuelResult.from_dict(duel, tie.to_dict()), 0.9)
+    admitted = rule(DuelResult.from_dict(duel, gain.to_dict()), 0.9)
+    assert not refused.admitted and refused.fitness <= 0.8, refused.reason
+    assert admitted.admitted and admitted.speedup is not None and admitted.speedup.low > 1.1, admitted.reason

@@ -9,6 +9,7 @@ routing of the package rests on this fresh, independent measurement instead.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -53,14 +54,19 @@ def require_gpu(judge: Judge, measured_on: str) -> None:
                         f"re-time on a {measured_on}, or pass --no-retime to route by the archived intervals")
 
 
+PARALLEL = 6  # checks at once: they compile side by side and take turns for the GPU's timing
+
+
 def retime(kernels: list[Kernel], judge: Judge, progress: Callable[[str], None]) -> Retiming:
-    """One full check per program; refuses a program the judge no longer passes."""
+    """One full check per program, several at once; refuses a program the judge no longer passes."""
+    if not kernels:
+        raise ValueError("re-timing needs at least one kernel")
     figures: dict[Key, Figures] = {}
-    verdict: Verdict | None = None
-    for i, k in enumerate(kernels, 1):
-        progress(f"Re-timing program {k.program_id} ({i} of {len(kernels)}) against torch's default SDPA "
-                 f"on {judge.platform.name} ...")
-        verdict = judge.check(k.source)
+    progress(f"Re-timing {len(kernels)} program(s) against torch's default SDPA on {judge.platform.name}, "
+             f"{min(PARALLEL, len(kernels))} at a time ...")
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        verdicts = list(pool.map(judge.check, [k.source for k in kernels]))
+    for k, verdict in zip(kernels, verdicts):
         if not verdict.passed:
             reason = verdict.reason.splitlines()[0][:300] if verdict.reason else ""
             retry = "; try again" if verdict.outcome is Outcome.ERROR else "; it is not exported"
@@ -71,7 +77,6 @@ def retime(kernels: list[Kernel], judge: Judge, progress: Callable[[str], None])
         timed = (f"fitness {verdict.fitness:.3f} over {verdict.timings[0].baseline_backend}" if verdict.timings
                  else "nothing timed")
         progress(f"  program {k.program_id}: passed in {verdict.duration_s:.0f} s, {timed}")
-    if verdict is None:
-        raise ValueError("re-timing needs at least one kernel")
-    return Retiming(verdict.device, verdict.torch_version, verdict.triton_version, verdict.cudnn_version,
+    last = verdicts[-1]
+    return Retiming(last.device, last.torch_version, last.triton_version, last.cudnn_version,
                     datetime.now(UTC), figures)
