@@ -22,7 +22,6 @@ import argparse
 import importlib.util
 import json
 import math
-import os
 import platform
 import subprocess
 import sys
@@ -45,6 +44,7 @@ VARIANTS: dict[str, dict[str, int]] = {
     "async_persist": {"PIPELINE": 1, "WARP_SPEC": 0, "ORDER": 2},
     "async_ws_persist": {"PIPELINE": 1, "WARP_SPEC": 1, "ORDER": 2},
     "async_ws_n64": {"PIPELINE": 1, "WARP_SPEC": 1, "ORDER": 1, "BLOCK_N": 64},
+    "async_ws_s3": {"PIPELINE": 1, "WARP_SPEC": 1, "ORDER": 1, "STAGES": 3},
 }
 CHECK_TIMEOUT_S = 75.0
 
@@ -102,7 +102,7 @@ def run_check(name: str, out: Path) -> int:
             torch.cuda.synchronize()
             cmp = compare(got, task.reference(inputs, c), task.tolerance(c["dtype"]))
         except Exception as e:  # noqa: BLE001  (compile error, illegal access: this process is done)
-            result["error"] = f"{task.label(c)}: {type(e).__name__}: {str(e)[:1500]}"
+            result["error"] = f"{task.label(c)}: {_innermost(e)}"
             save()
             return 1
         if not cmp.ok:
@@ -118,13 +118,20 @@ def run_check(name: str, out: Path) -> int:
     return 0
 
 
+def _innermost(e: BaseException) -> str:
+    """The root cause of a chain of exceptions (a CompilationError's outer links show call sites)."""
+    while e.__cause__ is not None:
+        e = e.__cause__
+    return f"{type(e).__name__}: {str(e)[:1500]}"
+
+
 def check_all(names: list[str], out: Path) -> dict[str, dict[str, Any]]:
     """Every variant's check in a subprocess of its own, all at once."""
     procs = {}
     for name in names:
         log = open(out / f"check-{name}.log", "w")  # noqa: SIM115  (closed with the process below)
-        procs[name] = (subprocess.Popen([sys.executable, __file__, "--check", name, "--out", str(out)],
-                                        stdout=log, stderr=subprocess.STDOUT, cwd=ROOT), log)
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--check", name, "--out", str(out)]
+        procs[name] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT), log)
     start = time.monotonic()
     results = {}
     for name, (proc, log) in procs.items():
@@ -296,7 +303,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     import triton
 
-    os.environ.setdefault("TRITON_CACHE_DIR", str(Path.home() / ".triton" / "cache"))
     start = time.perf_counter()
     meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
             "cudnn": torch.backends.cudnn.version(), "triton": triton.__version__,

@@ -31,7 +31,6 @@ def _module(name: str, path: Path):
 check = _module("honest_compile_check", HERE / "compile_check.py")  # sets the cache dir, imports triton
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import gluon_seed  # noqa: E402  (the variant table, so that what compiles here is what the GPU runs)
-
 import torch  # noqa: E402
 from triton.runtime import driver  # noqa: E402
 
