@@ -22,9 +22,11 @@ import argparse
 import importlib.util
 import json
 import math
+import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,6 @@ VARIANTS: dict[str, dict[str, int]] = {
     "async_ws_n64": {"PIPELINE": 1, "WARP_SPEC": 1, "ORDER": 1, "BLOCK_N": 64},
     "async_ws_s3": {"PIPELINE": 1, "WARP_SPEC": 1, "ORDER": 1, "STAGES": 3},
 }
-CHECK_TIMEOUT_S = 75.0
 
 
 def load_variant(name: str) -> Any:
@@ -125,7 +126,7 @@ def _innermost(e: BaseException) -> str:
     return f"{type(e).__name__}: {str(e)[:1500]}"
 
 
-def check_all(names: list[str], out: Path) -> dict[str, dict[str, Any]]:
+def check_all(names: list[str], out: Path, timeout_s: float) -> dict[str, dict[str, Any]]:
     """Every variant's check in a subprocess of its own, all at once."""
     procs = {}
     for name in names:
@@ -136,7 +137,7 @@ def check_all(names: list[str], out: Path) -> dict[str, dict[str, Any]]:
     results = {}
     for name, (proc, log) in procs.items():
         try:
-            proc.wait(timeout=max(1.0, CHECK_TIMEOUT_S - (time.monotonic() - start)))
+            proc.wait(timeout=max(1.0, timeout_s - (time.monotonic() - start)))
             timed_out = False
         except subprocess.TimeoutExpired:
             proc.kill()
@@ -149,7 +150,7 @@ def check_all(names: list[str], out: Path) -> dict[str, dict[str, Any]]:
             res = {"variant": name, "passed": False, "cases": 0}
         if timed_out:
             res["passed"] = False
-            res["error"] = f"timed out after {CHECK_TIMEOUT_S:.0f} s (hang?) in {res.get('at')}"
+            res["error"] = f"timed out after {timeout_s:.0f} s (hang?) in {res.get('at')}"
         elif proc.returncode != 0 and "error" not in res:
             res["passed"] = False
             tail = (out / f"check-{name}.log").read_text()[-800:]
@@ -285,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="output folder (gluon_seed.json, gluon_seed.md, check logs)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
     ap.add_argument("--rep-ms", type=float, default=50.0, help="timing window per shape, of the slowest")
+    ap.add_argument("--check-timeout", type=float, default=90.0, help="seconds for all the checks together")
+    ap.add_argument("--budget", type=float, default=150.0,
+                    help="seconds after which the run exits, keeping the shapes measured so far")
     ap.add_argument("--check", metavar="VARIANT", help=argparse.SUPPRESS)  # the per-variant subprocess
     ap.add_argument("--dry-run", action="store_true", help="parse, list the variants and stop (no GPU)")
     args = ap.parse_args(argv)
@@ -304,6 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     import triton
 
     start = time.perf_counter()
+    # A kernel that passed its check may still hang here (a race): end the run at the budget,
+    # keeping the JSON and Markdown of the shapes timed so far.
+    watchdog = threading.Timer(args.budget, lambda: (print(f"budget of {args.budget:g} s spent: exiting",
+                                                          flush=True), os._exit(3)))
+    watchdog.daemon = True
+    watchdog.start()
     meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
             "cudnn": torch.backends.cudnn.version(), "triton": triton.__version__,
             "python": platform.python_version(),
@@ -311,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"every call, CUDA graphs where capture works, {args.rep_ms:g} ms of the slowest per shape; "
                       "every implementation checked against the fp32 reference on each shape first."}
     print(f"{meta['device']}, torch {meta['torch']}, cuDNN {meta['cudnn']}, triton {meta['triton']}", flush=True)
-    checks = check_all(names, out)
+    checks = check_all(names, out, args.check_timeout)
     print(f"checks done in {time.perf_counter() - start:.0f} s", flush=True)
     _write(out, meta, checks, [], [])
     time_shapes(names, checks, meta, out, args.rep_ms)
