@@ -42,6 +42,7 @@ from archive.records import (
     GridView,
     LineageStep,
     LlmCallInfo,
+    OperatorStats,
     ProgramInfo,
     RunInfo,
     RunStats,
@@ -449,26 +450,20 @@ def _run_filter(column: Any, run_id: int | None) -> Any:
     return column.is_(None) if run_id is None else column == run_id
 
 
+def _llm_call_info(c: LlmCall) -> LlmCallInfo:
+    return LlmCallInfo(c.id, c.run_id, c.program_id, c.model, c.purpose, c.prompt, c.response, c.prompt_tokens,
+                       c.completion_tokens, c.cost_usd, c.latency_s, c.error, c.created_at)
+
+
 def llm_calls(session: Session, run_id: int | None) -> list[LlmCallInfo]:
     rows = session.scalars(select(LlmCall).where(_run_filter(LlmCall.run_id, run_id)).order_by(LlmCall.id))
-    return [
-        LlmCallInfo(
-            c.id,
-            c.run_id,
-            c.program_id,
-            c.model,
-            c.purpose,
-            c.prompt,
-            c.response,
-            c.prompt_tokens,
-            c.completion_tokens,
-            c.cost_usd,
-            c.latency_s,
-            c.error,
-            c.created_at,
-        )
-        for c in rows
-    ]
+    return [_llm_call_info(c) for c in rows]
+
+
+def llm_calls_by_id(session: Session, ids: list[int]) -> list[LlmCallInfo]:
+    """The calls with these ids (those that exist), by id."""
+    rows = session.scalars(select(LlmCall).where(LlmCall.id.in_(ids)).order_by(LlmCall.id))
+    return [_llm_call_info(c) for c in rows]
 
 
 def llm_spend(session: Session, run_id: int | None) -> tuple[float, int]:
@@ -481,8 +476,11 @@ def llm_spend(session: Session, run_id: int | None) -> tuple[float, int]:
     return float(dollars), int(tokens)
 
 
-def events(session: Session, run_id: int | None) -> list[EventInfo]:
-    rows = session.scalars(select(Event).where(_run_filter(Event.run_id, run_id)).order_by(Event.id))
+def events(session: Session, run_id: int | None, kind: str | None = None) -> list[EventInfo]:
+    stmt = select(Event).where(_run_filter(Event.run_id, run_id)).order_by(Event.id)
+    if kind is not None:
+        stmt = stmt.where(Event.kind == kind)
+    rows = session.scalars(stmt)
     return [EventInfo(e.id, e.run_id, e.kind, e.message, e.data, e.created_at) for e in rows]
 
 
@@ -527,6 +525,40 @@ def stats(session: Session, run_id: int) -> RunStats:
         best_fitness=best,
         evaluations_per_hour=per_hour,
     )
+
+
+def operator_stats(session: Session, run_id: int) -> list[OperatorStats]:
+    """Per operator, by name: three grouped scans of the run (programs, passed evaluations, cells)."""
+    run_row(session, run_id)
+    counts = session.execute(
+        select(Program.operator, func.count(), func.sum(case((Program.state == ProgramState.EVALUATED, 1), else_=0)))
+        .where(Program.run_id == run_id)
+        .group_by(Program.operator)
+    ).all()
+    passed = {
+        op: (n, best)
+        for op, n, best in session.execute(
+            select(Program.operator, func.count(func.distinct(Evaluation.program_id)), func.max(Evaluation.fitness))
+            .select_from(Evaluation)
+            .join(Program, Program.id == Evaluation.program_id)
+            .where(Evaluation.run_id == run_id, Evaluation.passed)
+            .group_by(Program.operator)
+        )
+    }
+    elites = dict(
+        session.execute(  # type: ignore[arg-type]
+            select(Program.operator, func.count())
+            .select_from(Cell)
+            .join(Program, Program.id == Cell.program_id)
+            .where(Cell.run_id == run_id)
+            .group_by(Program.operator)
+        ).all()
+    )
+    return [
+        OperatorStats(op, n, int(evaluated or 0), passed.get(op, (0, None))[0], passed.get(op, (0, None))[1],
+                      elites.get(op, 0))
+        for op, n, evaluated in sorted(counts)
+    ]
 
 
 def failures(session: Session, run_id: int) -> list[FailureGroup]:

@@ -178,6 +178,19 @@ class LlmCallInfo:
 
 
 @dataclass(frozen=True)
+class OperatorStats:
+    """What one operator produced in a run: its programs, how many were evaluated and how many
+    passed, the best fitness among them, and how many cells of the grid they hold now."""
+
+    operator: str
+    programs: int
+    evaluated: int
+    passed: int
+    best_fitness: float | None
+    elites: int
+
+
+@dataclass(frozen=True)
 class EventInfo:
     id: int
     run_id: int | None

@@ -32,6 +32,7 @@ from archive.records import (
     GridView,
     LineageStep,
     LlmCallInfo,
+    OperatorStats,
     ProgramInfo,
     RunInfo,
     RunStats,
@@ -324,6 +325,11 @@ class Archive:
         with self._read() as s:
             return queries.llm_calls(s, run_id)
 
+    def llm_calls_by_id(self, ids: list[int] | tuple[int, ...]) -> list[LlmCallInfo]:
+        """The calls with these ids, by id (a program's ``meta["llm_calls"]`` names those that made it)."""
+        with self._read() as s:
+            return queries.llm_calls_by_id(s, list(ids))
+
     def llm_spend(self, run_id: int | None) -> tuple[float, int]:
         """(dollars, prompt + completion tokens) spent on LLM calls for ``run_id``."""
         with self._read() as s:
@@ -335,10 +341,10 @@ class Archive:
         with self._write() as s:
             return writes.add_event(s, run_id, kind, message, data, key=_drawn(key))
 
-    def events(self, run_id: int | None) -> list[EventInfo]:
-        """Events of ``run_id``; None: archive-wide events."""
+    def events(self, run_id: int | None, *, kind: str | None = None) -> list[EventInfo]:
+        """Events of ``run_id``; None: archive-wide events. ``kind``: only those of that kind."""
         with self._read() as s:
-            return queries.events(s, run_id)
+            return queries.events(s, run_id, kind)
 
     def add_confirmation(self, run_id: int, candidate_id: int, rival_id: int, *, key: str, speedup: float,
                          low: float, high: float, admitted: bool, mode: str, device: str,
@@ -377,6 +383,11 @@ class Archive:
     def stats(self, run_id: int) -> RunStats:
         with self._read() as s:
             return queries.stats(s, run_id)
+
+    def operator_stats(self, run_id: int) -> list[OperatorStats]:
+        """Per operator: programs, evaluated, passed, best fitness and cells held, by name."""
+        with self._read() as s:
+            return queries.operator_stats(s, run_id)
 
     def failures(self, run_id: int) -> list[FailureGroup]:
         """Evaluations that did not pass, grouped by outcome, stage and reason, most common first."""

@@ -115,3 +115,23 @@ def test_list_runs_counts_programs_by_their_fate(archive: Archive, pop: Populate
     [summary] = archive.list_runs()
     assert (summary.programs, summary.evaluated, summary.passed, summary.failed) == (6, 5, 4, 1)
     assert summary.best_fitness == pytest.approx(2.0)
+
+
+def test_operator_stats_count_each_operators_programs_passes_and_elites(archive: Archive, pop: Populated) -> None:
+    stats = {s.operator: s for s in archive.operator_stats(pop.run)}
+    assert list(stats) == ["crossover", "mutate", "seed"]
+    mutate = stats["mutate"]
+    # child, best, failed, pending: the pending one is not evaluated, the failed one did not pass
+    assert (mutate.programs, mutate.evaluated, mutate.passed, mutate.best_fitness, mutate.elites) == (4, 3, 2, 2.0, 2)
+    assert (stats["seed"].passed, stats["seed"].elites) == (1, 1)
+    assert (stats["crossover"].passed, stats["crossover"].elites) == (1, 0)
+
+
+def test_llm_calls_are_found_by_id_and_events_by_kind(archive: Archive, pop: Populated) -> None:
+    ids = [archive.add_llm_call(pop.run, model=f"m{i}", purpose="mutate", prompt="p", response="r", prompt_tokens=1,
+                                completion_tokens=1, cost_usd=0.0, latency_s=0.1, error=None) for i in range(3)]
+    assert [c.model for c in archive.llm_calls_by_id([ids[2], ids[0], 10_000])] == ["m0", "m2"]
+    archive.add_event(pop.run, "llm_credit", "credited", {"model": "m0"})
+    archive.add_event(pop.run, "migration", "migrated")
+    assert [e.kind for e in archive.events(pop.run, kind="llm_credit")] == ["llm_credit"]
+    assert len(archive.events(pop.run)) == 2
