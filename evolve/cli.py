@@ -26,9 +26,9 @@ def _root() -> None:
 
 
 def _register() -> None:
-    from evolve.commands import archive, check, export, llm, run
+    from evolve.commands import archive, check, export, llm, run, ui
 
-    for command in (check, run, archive, llm, export):
+    for command in (check, run, archive, llm, export, ui):
         command.register(app)
 
 
