@@ -33,7 +33,7 @@ def ui(
         from evolve.ui.app import create_app
     except ImportError as e:
         raise UserError(f"the web UI needs {e.name}, a dependency of kernel-evolve: pip install -e . "
-                        "(or pip install starlette uvicorn pygments)") from None
+                        "(or pip install starlette uvicorn)") from None
     from archive import Archive
 
     archive = Archive.open(db, create=False)
