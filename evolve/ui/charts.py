@@ -69,7 +69,7 @@ def heatmap(x_name: str, x_labels: Sequence[str], y_name: str | None, y_labels: 
                 continue
             colour = ramp(cell.fitness, low, high)
             ink = "#000" if colour in RAMP[6:] else "#fff"
-            text = (f'<text x="{x + (size - 2) / 2}" y="{y + size / 2 + 3}" text-anchor="middle" fill="{ink}" '
+            text = (f'<text x="{x + (size - 2) / 2}" y="{y + size / 2 + 3}" text-anchor="middle" fill="{ink}" pointer-events="none" '
                     f'font-family="sans-serif" font-size="{10 if size > 30 else 7}">{cell.fitness:.2f}</text>')
             out.append(f'<a class="cell-link" href="{escape(link.format(cell.program_id))}">'
                        f'<rect class="cell filled" x="{x}" y="{y}" width="{size - 2}" height="{size - 2}" '
