@@ -476,11 +476,15 @@ def llm_spend(session: Session, run_id: int | None) -> tuple[float, int]:
     return float(dollars), int(tokens)
 
 
-def events(session: Session, run_id: int | None, kind: str | None = None) -> list[EventInfo]:
-    stmt = select(Event).where(_run_filter(Event.run_id, run_id)).order_by(Event.id)
+def events(session: Session, run_id: int | None, kind: str | None = None, last: int | None = None) -> list[EventInfo]:
+    stmt = select(Event).where(_run_filter(Event.run_id, run_id))
     if kind is not None:
         stmt = stmt.where(Event.kind == kind)
-    rows = session.scalars(stmt)
+    if last is not None:
+        newest = list(session.scalars(stmt.order_by(Event.id.desc()).limit(last)))
+        rows = newest[::-1]
+    else:
+        rows = list(session.scalars(stmt.order_by(Event.id)))
     return [EventInfo(e.id, e.run_id, e.kind, e.message, e.data, e.created_at) for e in rows]
 
 

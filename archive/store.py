@@ -341,10 +341,11 @@ class Archive:
         with self._write() as s:
             return writes.add_event(s, run_id, kind, message, data, key=_drawn(key))
 
-    def events(self, run_id: int | None, *, kind: str | None = None) -> list[EventInfo]:
-        """Events of ``run_id``; None: archive-wide events. ``kind``: only those of that kind."""
+    def events(self, run_id: int | None, *, kind: str | None = None, last: int | None = None) -> list[EventInfo]:
+        """Events of ``run_id``, oldest first; None: archive-wide events. ``kind``: only those of
+        that kind; ``last``: only the newest ``last`` of them."""
         with self._read() as s:
-            return queries.events(s, run_id, kind)
+            return queries.events(s, run_id, kind, last)
 
     def add_confirmation(self, run_id: int, candidate_id: int, rival_id: int, *, key: str, speedup: float,
                          low: float, high: float, admitted: bool, mode: str, device: str,

@@ -177,7 +177,7 @@ def run_page(archive: Archive, run_id: int, x: str | None = None, y: str | None 
     operators: list[OperatorStats] = archive.operator_stats(run_id)
     failures = archive.failures(run_id)
     top: list[TopEntry] = archive.top(run_id, 10)
-    events = archive.events(run_id)
+    events = archive.events(run_id, last=RECENT_EVENTS)
     confirmations = archive.confirmations(run_id)
     best_points = [(g.evaluated, g.best_fitness) for g in generations if g.best_fitness is not None]
     return {
@@ -196,7 +196,7 @@ def run_page(archive: Archive, run_id: int, x: str | None = None, y: str | None 
         "failures": failures,
         "failures_by_stage": failures_by_stage(failures),
         "top": top,
-        "events": events[-RECENT_EVENTS:][::-1],
+        "events": events[::-1],
         "confirmations": len(confirmations),
         "admitted": sum(c.admitted for c in confirmations),
         "live": run.status.value == "running",

@@ -135,3 +135,5 @@ def test_llm_calls_are_found_by_id_and_events_by_kind(archive: Archive, pop: Pop
     archive.add_event(pop.run, "migration", "migrated")
     assert [e.kind for e in archive.events(pop.run, kind="llm_credit")] == ["llm_credit"]
     assert len(archive.events(pop.run)) == 2
+    assert [e.kind for e in archive.events(pop.run, last=1)] == ["migration"]
+    assert [e.kind for e in archive.events(pop.run, last=5)] == ["llm_credit", "migration"]
