@@ -42,6 +42,7 @@ from archive.records import (
     GridView,
     LineageStep,
     LlmCallInfo,
+    ModelCredit,
     OperatorStats,
     ProgramInfo,
     RunInfo,
@@ -486,6 +487,29 @@ def events(session: Session, run_id: int | None, kind: str | None = None, last: 
     else:
         rows = list(session.scalars(stmt.order_by(Event.id)))
     return [EventInfo(e.id, e.run_id, e.kind, e.message, e.data, e.created_at) for e in rows]
+
+
+def model_credit(session: Session, run_id: int, kind: str) -> list[ModelCredit]:
+    """Sums over the run's events of ``kind`` by their ``data["model"]``, in the database: a run
+    of an LLM search holds one such event per proposal."""
+    run_row(session, run_id)
+    data = Event.data
+    model = data["model"].as_string()
+    rows = session.execute(
+        select(
+            model,
+            func.count(),
+            func.count(data["program_id"].as_integer()),
+            func.coalesce(func.sum(data["reward"].as_float()), 0.0),
+            func.coalesce(func.sum(data["cost_usd"].as_float()), 0.0),
+            func.coalesce(func.sum(data["tokens"].as_integer()), 0),
+        )
+        .where(Event.run_id == run_id, Event.kind == kind)
+        .group_by(model)
+        .order_by(model)
+    )
+    return [ModelCredit(m if m is not None else "?", n, programs, float(reward), float(cost), int(tokens))
+            for m, n, programs, reward, cost, tokens in rows]
 
 
 def stats(session: Session, run_id: int) -> RunStats:

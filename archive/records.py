@@ -191,6 +191,20 @@ class OperatorStats:
 
 
 @dataclass(frozen=True)
+class ModelCredit:
+    """One model's share of a run's credit events (``llm_credit``, written by the LLM operators):
+    its proposals, how many became programs, the credit they earned (the bandits' reward), the
+    dollars and tokens they cost."""
+
+    model: str
+    proposals: int
+    programs: int
+    reward: float
+    cost_usd: float
+    tokens: int
+
+
+@dataclass(frozen=True)
 class EventInfo:
     id: int
     run_id: int | None

@@ -32,6 +32,7 @@ from archive.records import (
     GridView,
     LineageStep,
     LlmCallInfo,
+    ModelCredit,
     OperatorStats,
     ProgramInfo,
     RunInfo,
@@ -346,6 +347,12 @@ class Archive:
         that kind; ``last``: only the newest ``last`` of them."""
         with self._read() as s:
             return queries.events(s, run_id, kind, last)
+
+    def model_credit(self, run_id: int, kind: str) -> list[ModelCredit]:
+        """Per model, by name: the proposals, programs, reward, dollars and tokens recorded in the
+        ``data`` of the run's events of ``kind`` (the LLM operators' ``llm_credit``)."""
+        with self._read() as s:
+            return queries.model_credit(s, run_id, kind)
 
     def add_confirmation(self, run_id: int, candidate_id: int, rival_id: int, *, key: str, speedup: float,
                          low: float, high: float, admitted: bool, mode: str, device: str,

@@ -91,18 +91,6 @@ def runs_page(archive: Archive) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class ModelCredit:
-    """What the bandits credited one model with, from the run's ``llm_credit`` events."""
-
-    model: str
-    proposals: int
-    programs: int
-    reward: float
-    cost_usd: float
-    tokens: int
-
-
-@dataclass(frozen=True)
 class StageFailures:
     stage: str
     count: int
@@ -148,20 +136,6 @@ def grid_panel(archive: Archive, run_id: int, config: dict[str, Any], x: str | N
     return GridPanel(view, svg, dims)
 
 
-def model_credit(archive: Archive, run_id: int) -> list[ModelCredit]:
-    totals: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0, 0.0, 0])
-    for e in archive.events(run_id, kind=CREDIT_EVENT):
-        data = e.data or {}
-        model = str(data.get("model", "?"))
-        t = totals[model]
-        t[0] += 1
-        t[1] += data.get("program_id") is not None
-        t[2] += float(data.get("reward") or 0.0)
-        t[3] += float(data.get("cost_usd") or 0.0)
-        t[4] += int(data.get("tokens") or 0)
-    return [ModelCredit(m, int(t[0]), int(t[1]), t[2], t[3], int(t[4])) for m, t in sorted(totals.items())]
-
-
 def failures_by_stage(groups: list[FailureGroup]) -> list[StageFailures]:
     by_stage: dict[str, list[FailureGroup]] = defaultdict(list)
     for g in groups:
@@ -192,7 +166,7 @@ def run_page(archive: Archive, run_id: int, x: str | None = None, y: str | None 
                                       [(g.evaluated, g.qd_score) for g in generations], x_label="evaluations",
                                       y_format="{:.1f}"),
         "operators": operators,
-        "models": model_credit(archive, run_id),
+        "models": archive.model_credit(run_id, CREDIT_EVENT),
         "failures": failures,
         "failures_by_stage": failures_by_stage(failures),
         "top": top,

@@ -137,3 +137,14 @@ def test_llm_calls_are_found_by_id_and_events_by_kind(archive: Archive, pop: Pop
     assert len(archive.events(pop.run)) == 2
     assert [e.kind for e in archive.events(pop.run, last=1)] == ["migration"]
     assert [e.kind for e in archive.events(pop.run, last=5)] == ["llm_credit", "migration"]
+
+
+def test_model_credit_sums_each_models_credit_events(archive: Archive, pop: Populated) -> None:
+    for model, program, reward in (("b", pop.best, 0.5), ("a", None, 0.0), ("b", pop.child, 0.25)):
+        archive.add_event(pop.run, "llm_credit", "credited", {"model": model, "program_id": program, "reward": reward,
+                                                               "cost_usd": 0.01, "tokens": 100})
+    archive.add_event(pop.run, "other", "not credit", {"model": "b", "reward": 9.0})
+    credit = archive.model_credit(pop.run, "llm_credit")
+    assert [(c.model, c.proposals, c.programs, c.tokens) for c in credit] == [("a", 1, 0, 100), ("b", 2, 2, 200)]
+    assert credit[1].reward == pytest.approx(0.75) and credit[1].cost_usd == pytest.approx(0.02)
+    assert archive.model_credit(pop.run, "nothing") == []
