@@ -115,6 +115,8 @@ def test_every_page_loads(browser: WebDriver, site: Site) -> None:
         programs = archive.program_ids(site.sim_run)[:5] + archive.program_ids(site.filled.pop.run)
     for run in (site.sim_run, site.filled.pop.run):
         visit(browser, site, f"/runs/{run}")
+    assert browser.find_elements(By.CSS_SELECTOR, "#models tr.model")  # the filled run's LLM credit
+    screenshot(browser, site, "run-operators", scroll_to="operators")
     for program in programs:
         visit(browser, site, f"/programs/{program}")
         assert browser.find_element(By.CSS_SELECTOR, "#source .highlight").is_displayed()
