@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from markupsafe import escape
@@ -31,7 +32,7 @@ def test_the_runs_page_lists_each_run_with_its_progress_and_best(client: TestCli
     assert runs[0]["stats"]["evaluations"] == 6 and runs[0]["summary"]["best_fitness"] == pytest.approx(2.3)
 
 
-def test_a_running_run_refreshes_its_pages(filled: tuple[Archive, Filled], tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_running_run_refreshes_its_pages(tmp_path: Path) -> None:
     with Archive.open(f"sqlite:///{tmp_path / 'live.db'}") as archive:
         run = archive.create_run("mha_fwd", {}, simulated=True, budget={"candidates": 10})
         client = TestClient(create_app(archive))
