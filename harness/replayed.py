@@ -12,6 +12,8 @@ that a candidate cannot change its behaviour once it has been checked.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from harness.judge import Judge, JudgeFailed
@@ -120,10 +122,10 @@ class ReplayTrials(TrialRunner):
             self.loaded |= set(new)
 
     def _judge(self, msg: dict[str, Any], label: str, stage: Stage | None = None,
-               exclusive: bool = False) -> dict[str, Any]:
-        lock = self.ctx.gpu.exclusive if exclusive else self.ctx.gpu.shared
+               lock: Callable[[], AbstractContextManager[None]] | None = None) -> dict[str, Any]:
+        """One request to the judge under ``lock`` (default: the GPU shared with other checks)."""
         try:
-            with lock():
+            with (lock or self.ctx.gpu.shared)():
                 return self.judge.request(msg, self.ctx.remaining())
         except JudgeFailed as e:
             where = stage or self.ctx.stage
@@ -174,14 +176,27 @@ class ReplayTrials(TrialRunner):
                 raise self.ctx.reject(f"{label}: call {self.calls} of forward launched something else than its "
                                       f"first recorded calls: {diff}", Stage.ANTICHEAT)
 
+    def _staged(self, cases: list[dict[str, Any]], *, baseline: bool) -> list[Trial]:
+        """Every case recorded and (``baseline``) the baseline's one-time set-up done in the
+        judge, under the shared lock, so that the exclusive hold that follows is spent timing."""
+        trials = [Trial(self.ctx.task.label(case), case) for case in cases]
+        for trial in trials:
+            self.plan(trial)
+            if baseline:
+                self._judge({"op": "warm", "case": trial.case}, trial.label)
+        return trials
+
     def time(self, cases: list[dict[str, Any]]) -> list[Timing]:
+        """All shapes timed in one exclusive hold of the GPU: each hold first waits for every
+        shared use in flight to end, and the other checks stop while it is wanted."""
         out = []
-        for case in cases:
-            label = self.ctx.task.label(case)
-            plan = self.plan(Trial(label, case))
-            resp = self._judge({"op": "time", "plan": plan_json(plan), "case": case, "seed": self.ctx.seed(),
-                                "rep_ms": self.rep_ms, "min_reps": self.min_reps, "max_reps": self.max_reps},
-                               label, exclusive=True)
+        trials = self._staged(cases, baseline=True)
+        with self.ctx.gpu.exclusive():
+            resps = [self._judge({"op": "time", "plan": plan_json(self.plan(t)), "case": t.case, "seed": self.ctx.seed(),
+                                  "rep_ms": self.rep_ms, "min_reps": self.min_reps, "max_reps": self.max_reps},
+                                 t.label, lock=_held) for t in trials]
+        for trial, resp in zip(trials, resps):
+            case, label = trial.case, trial.label
             if not resp["checked"]["passed"]:
                 raise self.ctx.reject(f"{label}: the output of a timed call, drawn at random, is wrong: "
                                       f"{resp['checked']['note']}")
@@ -199,12 +214,15 @@ class ReplayTrials(TrialRunner):
         """This candidate's plans and ``rival``'s (recorded in its own sandbox, loaded into the
         same judge) timed in turns on each case: ``label``, ``candidate`` and ``rival`` ms."""
         out = []
-        for case in cases:
-            trial = Trial(self.ctx.task.label(case), case)
-            plans = [self.plan(trial), rival.plan(trial)]
-            resp = self._judge({"op": "duel", "plans": [plan_json(p) for p in plans], "case": case,
-                                "seed": self.ctx.seed(), "rep_ms": self.rep_ms, "min_reps": self.min_reps,
-                                "max_reps": self.max_reps}, trial.label, exclusive=True)
+        trials = self._staged(cases, baseline=False)
+        for trial in trials:
+            rival.plan(trial)
+        with self.ctx.gpu.exclusive():
+            resps = [self._judge({"op": "duel", "plans": [plan_json(self.plan(t)), plan_json(rival.plan(t))],
+                                  "case": t.case, "seed": self.ctx.seed(), "rep_ms": self.rep_ms,
+                                  "min_reps": self.min_reps, "max_reps": self.max_reps}, t.label, lock=_held)
+                     for t in trials]
+        for trial, resp in zip(trials, resps):
             for who, checked in zip(("candidate", "rival"), resp["checked"]):
                 if not checked["passed"]:
                     raise self.ctx.reject(f"{trial.label}: the {who}'s output of a timed call, drawn at random, "
@@ -213,6 +231,12 @@ class ReplayTrials(TrialRunner):
                 raise self.ctx.reject(f"{trial.label}: kernels wrote outside their buffers while timed", Stage.ANTICHEAT)
             out.append({"label": trial.label, "candidate": resp["samples"][0], "rival": resp["samples"][1]})
         return out
+
+
+@contextmanager
+def _held() -> Iterator[None]:
+    """The lock the caller already holds."""
+    yield
 
 
 def _dict(x: Any) -> dict[str, Any]:
