@@ -566,10 +566,13 @@ def operator_stats(session: Session, run_id: int) -> list[OperatorStats]:
     passed = {
         op: (n, best)
         for op, n, best in session.execute(
-            select(Program.operator, func.count(func.distinct(Evaluation.program_id)), func.max(Evaluation.fitness))
-            .select_from(Evaluation)
-            .join(Program, Program.id == Evaluation.program_id)
-            .where(Evaluation.run_id == run_id, Evaluation.passed)
+            # Filtered by the program's run, not the evaluation's: SQLite then walks the run's
+            # programs and each one's evaluations by index (0.1 s at 100k programs), instead of
+            # looking up a program row for every passed evaluation (0.45 s).
+            select(Program.operator, func.count(func.distinct(Program.id)), func.max(Evaluation.fitness))
+            .select_from(Program)
+            .join(Evaluation, Evaluation.program_id == Program.id)
+            .where(Program.run_id == run_id, Evaluation.passed)
             .group_by(Program.operator)
         )
     }

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,18 +18,18 @@ from pygments.lexers import DiffLexer, PythonLexer
 
 from archive import (
     Archive,
+    CellInfo,
     ConfirmationInfo,
     EvaluationInfo,
     FailureGroup,
+    GenerationStats,
     GridView,
     LineageStep,
     LlmCallInfo,
-    OperatorStats,
     ProgramInfo,
     RunInfo,
     RunStats,
     RunSummary,
-    TopEntry,
 )
 from archive.grid import grid_spec
 from evolve.ui import charts
@@ -102,6 +104,7 @@ class GridPanel:
     view: GridView
     svg: Markup
     dims: tuple[str, ...]
+    cells: tuple[CellInfo, ...]  # every filled cell, all dimensions
 
 
 def grid_panel(archive: Archive, run_id: int, config: dict[str, Any], x: str | None, y: str | None) -> GridPanel | None:
@@ -133,7 +136,7 @@ def grid_panel(archive: Archive, run_id: int, config: dict[str, Any], x: str | N
     svg = charts.heatmap(view.x.name, view.x.labels, view.y.name if view.y else None,
                          view.y.labels if view.y else [""], cells)
     dims = tuple(d.name for d in spec.dims) if spec is not None else tuple(a.name for a in (view.x, view.y) if a)
-    return GridPanel(view, svg, dims)
+    return GridPanel(view, svg, dims, tuple(filled))
 
 
 def failures_by_stage(groups: list[FailureGroup]) -> list[StageFailures]:
@@ -145,32 +148,45 @@ def failures_by_stage(groups: list[FailureGroup]) -> list[StageFailures]:
 
 
 def run_page(archive: Archive, run_id: int, x: str | None = None, y: str | None = None) -> dict[str, Any]:
-    run = archive.get_run(run_id)
-    stats = archive.stats(run_id)
-    generations = archive.generation_stats(run_id)
-    operators: list[OperatorStats] = archive.operator_stats(run_id)
-    failures = archive.failures(run_id)
-    top: list[TopEntry] = archive.top(run_id, 10)
-    events = archive.events(run_id, last=RECENT_EVENTS)
-    confirmations = archive.confirmations(run_id)
+    """The run's page. Its queries are independent reads, run side by side (each its own
+    transaction: SQLite and the database driver release the GIL while they work), so the page
+    takes about as long as its slowest query rather than their sum."""
+    run = archive.get_run(run_id)  # first: an unknown run is one error, not one per query
+    jobs: dict[str, Callable[[], Any]] = {
+        "stats": lambda: archive.stats(run_id),
+        "generations": lambda: archive.generation_stats(run_id),
+        "operators": lambda: archive.operator_stats(run_id),
+        "models": lambda: archive.model_credit(run_id, CREDIT_EVENT),
+        "failures": lambda: archive.failures(run_id),
+        "top": lambda: archive.top(run_id, 10),
+        "events": lambda: archive.events(run_id, last=RECENT_EVENTS),
+        "confirmations": lambda: archive.confirmations(run_id),
+        "grid": lambda: grid_panel(archive, run_id, run.config, x, y),
+    }
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="evolve-ui") as pool:
+        futures = {name: pool.submit(job) for name, job in jobs.items()}
+        got = {name: future.result() for name, future in futures.items()}
+    stats: RunStats = got["stats"]
+    generations: list[GenerationStats] = got["generations"]
+    confirmations: list[ConfirmationInfo] = got["confirmations"]
     best_points = [(g.evaluated, g.best_fitness) for g in generations if g.best_fitness is not None]
     return {
         "run": run,
         "stats": stats,
         "progress": _progress(run, stats),
-        "grid": grid_panel(archive, run_id, run.config, x, y),
+        "grid": got["grid"],
         "generations": generations,
         "best_chart": charts.line_chart("best fitness (speedup over the baseline)", best_points,
                                         x_label="evaluations"),
         "qd_chart": charts.line_chart("QD-score (sum of the elites' fitness)",
                                       [(g.evaluated, g.qd_score) for g in generations], x_label="evaluations",
                                       y_format="{:.1f}"),
-        "operators": operators,
-        "models": archive.model_credit(run_id, CREDIT_EVENT),
-        "failures": failures,
-        "failures_by_stage": failures_by_stage(failures),
-        "top": top,
-        "events": events[::-1],
+        "operators": got["operators"],
+        "models": got["models"],
+        "failures": got["failures"],
+        "failures_by_stage": failures_by_stage(got["failures"]),
+        "top": got["top"],
+        "events": got["events"][::-1],
         "confirmations": len(confirmations),
         "admitted": sum(c.admitted for c in confirmations),
         "live": run.status.value == "running",
@@ -179,13 +195,13 @@ def run_page(archive: Archive, run_id: int, x: str | None = None, y: str | None 
 
 def run_json(archive: Archive, run_id: int) -> dict[str, Any]:
     page = run_page(archive, run_id)
-    grid = page["grid"]
+    grid: GridPanel | None = page["grid"]
     return {
         "run": page["run"],
         "stats": page["stats"],
         "progress": page["progress"],
         "grid": grid.view if grid is not None else None,
-        "cells": archive.cells(run_id),
+        "cells": grid.cells if grid is not None else [],
         "generations": page["generations"],
         "operators": page["operators"],
         "models": page["models"],
