@@ -115,8 +115,8 @@ def run_check(name: str, out: Path) -> int:
             save()
             return 1
         result["cases"] = i + 1
-        result["worst_rel"] = max(result["worst_rel"], cmp.rel or 0.0)
-        print(f"  [{name}] {task.label(c)} ok rel={cmp.rel:.2e} ({time.perf_counter() - t0:.1f} s)", flush=True)
+        result["worst_rel"] = max(result["worst_rel"], cmp.rel_err or 0.0)
+        print(f"  [{name}] {task.label(c)} ok rel={cmp.rel_err or 0.0:.2e} ({time.perf_counter() - t0:.1f} s)", flush=True)
     result["passed"] = True
     result["at"] = None
     save()
