@@ -99,7 +99,8 @@ def main() -> None:
     for row in rows:
         print(progress_line(row, impls), flush=True)
 
-    meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
+    meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+            "cudnn": torch.backends.cudnn.version(), "triton": triton.__version__,
             "python": platform.python_version(), "matmul_peak_tflops": matmul_peak_tflops(),
             "method": f"medians of interleaved timing (harness.timing), inputs refreshed and L2 flushed before "
                       f"every call, CUDA graphs where capture works, {args.rep_ms} ms of the slowest per shape; "
@@ -191,7 +192,7 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], names: list[str])
 
 
 def machine_line(meta: dict[str, Any]) -> str:
-    return (f"Device: {meta['device']}; torch {meta['torch']}; triton {meta['triton']}; "
+    return (f"Device: {meta['device']}; torch {meta['torch']}; cuDNN {meta.get('cudnn', '?')}; triton {meta['triton']}; "
             f"bf16 matmul peak {meta['matmul_peak_tflops']:.0f} TFLOP/s. {meta['method']}.")
 
 
