@@ -2,16 +2,24 @@
 first with a cold Triton cache, then again after compilation. Writes JSON and Markdown.
 
     python benchmarks/check_speed.py --out benchmarks/results/check-speed-h100
+
+``--concurrent N`` instead checks the seed N times at once through one Checker, as a search's
+worker does (each in a fresh sandbox, with no shared Triton cache), and reports the checks per
+hour and where their time went (``Verdict.phases``: stages, waits for the GPU lock, the hold of
+it for timing, requests to the sandbox and the judge), averaged over the checks.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -22,8 +30,14 @@ from harness.checker import Checker, CheckOptions  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--concurrent", type=int, metavar="N", help="N checks at once (see above)")
+    ap.add_argument("--rep-ms", type=float, default=CheckOptions.rep_ms)
     args = ap.parse_args()
     source = (ROOT / "seeds" / "mha_fwd.py").read_text()
+    if args.concurrent is not None:
+        if args.concurrent < 1:
+            ap.error("--concurrent needs at least 1")
+        return concurrent(source, args.concurrent, args.rep_ms, Path(args.out))
     with tempfile.TemporaryDirectory() as cache:
         checker = Checker("mha_fwd", CheckOptions(triton_cache=Path(cache)))
         runs = []
@@ -46,6 +60,32 @@ def main() -> None:
     for r in runs:
         fit = f"{r['fitness']:.3f}" if r["fitness"] else "-"
         lines.append(f"| {r['run']} | {r['passed']} | {r['wall_s']:.1f} | {r['trials']} | {r['timed_shapes']} | {fit} |")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def concurrent(source: str, n: int, rep_ms: float, out: Path) -> None:
+    checker = Checker("mha_fwd", CheckOptions(rep_ms=rep_ms))
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(n) as pool:
+        verdicts = list(pool.map(lambda _: checker.check(source), range(n)))
+    wall = time.monotonic() - t0
+    names = sorted({k for v in verdicts for k in v.phases})
+    phases = {k: statistics.fmean(v.phases.get(k, 0.0) for v in verdicts) for k in names}
+    report: dict[str, Any] = {
+        "device": verdicts[0].device, "mode": verdicts[0].mode, "torch": verdicts[0].torch_version,
+        "cudnn": verdicts[0].cudnn_version, "triton": verdicts[0].triton_version, "concurrent": n,
+        "rep_ms": rep_ms, "wall_s": wall, "checks_per_hour": n / wall * 3600,
+        "passed": sum(v.passed for v in verdicts), "reasons": sorted({v.reason for v in verdicts if not v.passed}),
+        "check_s": [v.duration_s for v in verdicts], "mean_phases_s": phases}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1))
+    lines = [f"{n} checks of the seed at once on {report['device']} ({report['mode']}); torch {report['torch']}, "
+             f"cuDNN {report['cudnn'] or '-'}, triton {report['triton']}; rep_ms {rep_ms:g}.", "",
+             f"- {report['passed']} of {n} passed; wall {wall:.1f} s: **{report['checks_per_hour']:.0f} checks per hour**",
+             f"- each check {min(report['check_s']):.1f}-{max(report['check_s']):.1f} s", "",
+             "| phase (mean over the checks) | s |", "|---|---|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in phases.items()]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -112,7 +112,9 @@ class Checker:
                 judge = Judge(self.task.name, cache=self.opt.judge_cache)
             ctx = Context(self.task, sandbox, random.Random(self.opt.seed), self.gpu, start + self.opt.total_timeout_s,
                           self.opt.request_timeout_s, self.opt.max_output_bytes, self.opt.total_timeout_s)
+            started = time.monotonic()
             self._start(sandbox, judge, verdict)
+            ctx.add("start", time.monotonic() - started)
             self._run_stages(ctx, judge, stage, timings)
         except _Stopped:
             verdict.stage, verdict.reason = stage[0], f"stopped after the {stage[0].value} stage, as asked"
@@ -139,6 +141,7 @@ class Checker:
                 judge.close()
         if ctx is not None:
             verdict.shape_results = ctx.results
+            verdict.phases = dict(ctx.phases)
         verdict.timings = timings
         verdict.add_intervals()
         verdict.duration_s = time.monotonic() - start
@@ -227,7 +230,12 @@ class Checker:
         else:
             runner = SimulatedTrials(ctx, repeat_calls=self.opt.repeat_calls)
 
+        since = [time.monotonic()]
+
         def enter(s: Stage) -> None:
+            now = time.monotonic()
+            ctx.add(f"stage {stage[0].value}", now - since[0])
+            since[0] = now
             stage[0] = ctx.stage = s
 
         resp = ctx.sandbox.request({"op": "load", "path": "candidate.py"}, ctx.remaining(self.opt.load_timeout_s))

@@ -125,7 +125,7 @@ class ReplayTrials(TrialRunner):
                lock: Callable[[], AbstractContextManager[None]] | None = None) -> dict[str, Any]:
         """One request to the judge under ``lock`` (default: the GPU shared with other checks)."""
         try:
-            with (lock or self.ctx.gpu.shared)():
+            with self.ctx.locked(lock or self.ctx.gpu.shared, "judge"):
                 return self.judge.request(msg, self.ctx.remaining())
         except JudgeFailed as e:
             where = stage or self.ctx.stage
@@ -191,7 +191,7 @@ class ReplayTrials(TrialRunner):
         shared use in flight to end, and the other checks stop while it is wanted."""
         out = []
         trials = self._staged(cases, baseline=True)
-        with self.ctx.gpu.exclusive():
+        with self.ctx.locked(self.ctx.gpu.exclusive, "gpu exclusive"):
             resps = [self._judge({"op": "time", "plan": plan_json(self.plan(t)), "case": t.case, "seed": self.ctx.seed(),
                                   "rep_ms": self.rep_ms, "min_reps": self.min_reps, "max_reps": self.max_reps},
                                  t.label, lock=_held) for t in trials]
@@ -217,7 +217,7 @@ class ReplayTrials(TrialRunner):
         trials = self._staged(cases, baseline=False)
         for trial in trials:
             rival.plan(trial)
-        with self.ctx.gpu.exclusive():
+        with self.ctx.locked(self.ctx.gpu.exclusive, "gpu exclusive"):
             resps = [self._judge({"op": "duel", "plans": [plan_json(self.plan(t)), plan_json(rival.plan(t))],
                                   "case": t.case, "seed": self.ctx.seed(), "rep_ms": self.rep_ms,
                                   "min_reps": self.min_reps, "max_reps": self.max_reps}, t.label, lock=_held)

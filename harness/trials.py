@@ -15,7 +15,7 @@ import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +50,25 @@ class Context:
     stage: Stage = Stage.COMPILE
     results: list[ShapeResult] = field(default_factory=list)
     tags: int = 0
+    # Seconds spent, summed over the check: "gpu wait" for the GPU lock, "gpu exclusive" holding
+    # it alone, "sandbox" and "judge" in requests to those processes.
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.phases[phase] = self.phases.get(phase, 0.0) + seconds
+
+    @contextmanager
+    def locked(self, lock: Callable[[], AbstractContextManager[None]] | None, phase: str) -> Iterator[None]:
+        """``lock`` held (none: nothing to wait for) around work counted as ``phase``; the wait
+        for the lock is counted as "gpu wait"."""
+        start = time.monotonic()
+        with (lock or _unlocked)():
+            held = time.monotonic()
+            self.add("gpu wait", held - start)
+            try:
+                yield
+            finally:
+                self.add(phase, time.monotonic() - held)
 
     def remaining(self, limit: float | None = None) -> float:
         left = self.deadline - time.monotonic()
@@ -63,7 +82,7 @@ class Context:
     def ask(self, msg: dict[str, Any], label: str, lock: Callable[[], Any] | None = None) -> dict[str, Any]:
         """One request to the sandbox, its failures turned into rejections."""
         try:
-            with (lock or _unlocked)():
+            with self.locked(lock, "sandbox"):
                 resp = self.sandbox.request(msg, self.remaining())
         except Malformed as e:
             raise Rejected(Outcome.REJECTED, self.stage, f"{label}: its process answered out of protocol: {e}") from None

@@ -90,6 +90,10 @@ class Verdict:
     log: str = ""
     fitness_low: float | None = None  # the fitness's bootstrap interval over the timed calls
     fitness_high: float | None = None
+    # Where the check's wall time went, in seconds: each stage, and across stages the waits for
+    # the GPU lock, the hold of it for timing and the requests to each process (these overlap
+    # the stages; see harness.trials.Context.phases).
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -140,4 +144,5 @@ class Verdict:
             log=d.get("log", ""),
             fitness_low=d.get("fitness_low"),
             fitness_high=d.get("fitness_high"),
+            phases={str(k): float(v) for k, v in d.get("phases", {}).items()},
         )

@@ -24,6 +24,11 @@ def test_seed_passes_with_exit_0_and_a_json_verdict_on_the_last_line() -> None:
     assert all(r["rel_err"] is not None and r["max_abs_err"] is not None for r in verdict["shape_results"])
     assert "timing skipped" in " ".join(r.stderr.split())  # rich wraps lines
     assert {"pid-namespace", "net-namespace", "no-capabilities"} <= set(verdict["sandbox"])
+    # where the time went: the start and every stage, which together fit in the check's duration
+    phases = verdict["phases"]
+    stages = [f"stage {s}" for s in ("compile", "sweep", "stability", "determinism", "anticheat")]
+    assert set(stages) | {"start", "sandbox"} <= set(phases), phases
+    assert 0 < sum(phases[k] for k in ["start", *stages]) <= verdict["duration_s"]
 
 
 def test_rejected_candidate_exits_1_with_its_reason(tmp_path: Path) -> None:
