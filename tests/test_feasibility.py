@@ -80,3 +80,20 @@ def test_llm_free_operators_never_propose_an_entry_that_cannot_compile(seed_sour
                 proposed += 1
                 _assert_every_entry_feasible(p.source)
     assert proposed > 400
+
+
+def test_a_model_candidate_with_an_entry_that_cannot_compile_is_refused_before_the_gpu(
+        seed_source: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from archive import Archive
+    from evolve.llm.precheck import LocalCheck
+    from evolve.llm.settings import Repair
+
+    entry = tunables.entries(tunables.find(seed_source))["128,causal,16384"]
+    too_big = tunables.rewrite(seed_source, {entry["BLOCK_N"]: 128, entry["num_stages"]: 5})
+    with Archive.open(str(tmp_path / "a.db")) as archive:
+        check = LocalCheck(archive, "mha_fwd", Repair(smoke=False))
+        refused = asyncio.run(check(too_big, []))
+        passed = asyncio.run(check(seed_source, []))
+    assert not refused.ok and refused.kind == "feasibility"
+    assert "TUNABLES entry 128,causal,16384" in refused.message and "shared memory" in refused.message
+    assert passed.ok

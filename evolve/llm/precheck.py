@@ -1,6 +1,7 @@
 """The cheap checks a model's candidate passes before it may take GPU time, on this machine:
-novelty against the whole archive (any run), the static gate, then compile and smoke test in
-Triton's interpreter on the CPU, in the harness's sandbox. A failure is an outcome with a
+novelty against the whole archive (any run), the static gate, the feasibility rule on its
+TUNABLES entries (evolve/feasibility.py), then compile and smoke test in Triton's interpreter on
+the CPU, in the harness's sandbox. A failure is an outcome with a
 message for the model (its repair loop), never an exception."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from archive import Archive
+from evolve import feasibility, tunables
 from evolve.llm.settings import Repair
 from harness.checker import Checker, CheckOptions
 from harness.device import detect
@@ -22,7 +24,7 @@ log = logging.getLogger("evolve.llm")
 @dataclass(frozen=True)
 class Precheck:
     ok: bool
-    kind: str = ""  # "duplicate", "static", or the stage the candidate failed at ("compile")
+    kind: str = ""  # "duplicate", "static", "feasibility", or the stage the candidate failed at ("compile")
     message: str = ""
     log_tail: str = ""
     duplicate_of: int | None = None
@@ -53,6 +55,9 @@ class LocalCheck:
         gate = check_source(source)
         if not gate.ok:
             return Precheck(False, "static", gate.reason)
+        infeasible = _infeasible(source)
+        if infeasible:
+            return Precheck(False, "feasibility", infeasible)
         checker = self.checker
         if checker is None:
             return Precheck(True)
@@ -68,3 +73,14 @@ class LocalCheck:
             return Precheck(True)
         tail = "\n".join(verdict.log.strip().splitlines()[-self.log_lines:]) if verdict.log else ""
         return Precheck(False, verdict.stage.value, f"{verdict.outcome.value}: {verdict.reason}", tail)
+
+
+def _infeasible(source: str) -> str:
+    """Why one of the source's TUNABLES entries cannot compile on sm_90 (the interpreter, which
+    has no shared-memory limit, would pass it), or ""."""
+    for name, entry in tunables.entries(tunables.find(source)).items():
+        found = feasibility.problems({n: t.value for n, t in entry.items()}, feasibility.head_dim_of(name))
+        if found:
+            where = f"TUNABLES entry {name}" if name else "its tunables"
+            return f"{where} cannot compile on the GPU (sm_90, triton 3.6): {'; '.join(found)}."
+    return ""
