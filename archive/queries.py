@@ -163,6 +163,24 @@ def pending_programs(session: Session, run_id: int) -> list[int]:
     return list(session.scalars(stmt))
 
 
+def undecided_programs(session: Session, run_id: int) -> list[tuple[int, float]]:
+    """(program, fitness) of the run's passed, timed candidates (the seed aside) that hold no
+    cell and were never re-timed beside a rival, best first: those that displaced nobody, and
+    those whose duel was in flight when the search stopped."""
+    run_row(session, run_id)
+    in_cells = select(Cell.program_id).where(Cell.run_id == run_id)
+    dueled = select(Confirmation.candidate_id).where(Confirmation.run_id == run_id)
+    stmt = (
+        select(Program.id, func.max(Evaluation.fitness))
+        .join(Evaluation, Evaluation.program_id == Program.id)
+        .where(Program.run_id == run_id, Program.generation > 0, Evaluation.passed.is_(True),
+               Evaluation.fitness.is_not(None), Program.id.not_in(in_cells), Program.id.not_in(dueled))
+        .group_by(Program.id)
+        .order_by(func.max(Evaluation.fitness).desc(), Program.id)
+    )
+    return [(pid, float(f)) for pid, f in session.execute(stmt)]
+
+
 def _evaluation_infos(session: Session, evaluations: list[Evaluation]) -> list[EvaluationInfo]:
     ids = [e.id for e in evaluations]
     shapes: dict[int, list[ShapeResultInfo]] = defaultdict(list)

@@ -225,6 +225,12 @@ class Archive:
         with self._read() as s:
             return queries.program_ids(s, run_id)
 
+    def undecided_programs(self, run_id: int) -> list[tuple[int, float]]:
+        """Passed candidates outside the grid never re-timed beside a rival, with their fitness
+        (see queries.undecided_programs): a resumed search decides them again."""
+        with self._read() as s:
+            return queries.undecided_programs(s, run_id)
+
     def pending_programs(self, run_id: int) -> list[int]:
         """Programs never evaluated (pending, or evaluating when a worker died): re-queue on resume."""
         with self._read() as s:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections import deque
@@ -89,7 +90,10 @@ class Search:
         self._known: dict[int, _Known] = {}
         self._queue: deque[Job] = deque()
         self._attempts: dict[int, int] = {}
-        self._duels: dict[int, tuple[Duel, Verdict]] = {}  # by candidate: re-timings in flight
+        # By candidate: re-timings in flight, with its own check's fitness and verdict (None for a
+        # duel sent again on resume, whose verdict this session did not see).
+        self._duels: dict[int, tuple[Duel, float, Verdict | None]] = {}
+        self._resent: list[Duel] = []
         self._island_turn = 0
         self._stop = False
         self._force = False
@@ -122,6 +126,7 @@ class Search:
                 known.fitness = max(known.fitness or 0.0, cell.fitness)
                 self.grid.insert(cell.coords[-1], cell.program_id, cell.fitness, known.descriptors)
             self.archive.add_event(run_id, "resumed", "search resumed")
+            self._decide_again(run_id)
         for pid in self.archive.pending_programs(run_id):
             info = self.archive.get_program(pid)
             self._queue.append(Job(pid, info.source, info.descriptors, info.island))
@@ -148,6 +153,9 @@ class Search:
         self.progress.workers = self.executor.describe()
         self._session_start = last_spend = time.monotonic()
         proposing: set[asyncio.Task[Job | None]] = set()
+        for duel in self._resent:
+            self.executor.submit(duel)
+        self._resent.clear()
         try:
             while not self._force:
                 self._tick()
@@ -301,7 +309,7 @@ class Search:
             elif (rival := self._rival(job.island, verdict.fitness, job.descriptors)) is not None:
                 # It would displace an elite: re-timed beside it first.
                 duel = Duel(job, self._job(rival.program_id, rival.island), rival.fitness)
-                self._duels[pid] = (duel, verdict)
+                self._duels[pid] = (duel, verdict.fitness, verdict)
                 self.executor.submit(duel)
             else:
                 self._admit(run_id, pid, job.island, verdict.fitness, job.descriptors)
@@ -342,10 +350,9 @@ class Search:
     def _settle(self, run_id: int, result: DuelResult) -> None:
         """A re-timing came back: store it, and admit the candidate with the fitness it showed
         beside its rival (a gain within the noise displaces nobody)."""
-        duel, verdict = self._duels.pop(result.duel.candidate.program_id)
+        duel, lone, verdict = self._duels.pop(result.duel.candidate.program_id)
         pid, rival = duel.candidate.program_id, duel.rival.program_id
-        assert verdict.fitness is not None  # only passed, timed candidates are re-timed
-        ruling = rule(result, verdict.fitness)
+        ruling = rule(result, lone)
         if ruling.speedup is not None:
             self.archive.add_confirmation(run_id, pid, rival, key=f"run{run_id}-{duel.key}",
                                           speedup=ruling.speedup.estimate, low=ruling.speedup.low,
@@ -359,8 +366,31 @@ class Search:
         else:
             self.progress.unconfirmed += 1
         self._admit(run_id, pid, duel.candidate.island, ruling.fitness, duel.candidate.descriptors)
-        self._feedback(pid, verdict, ruling.fitness if ruling.admitted else self._unconfirmed(pid, ruling.fitness))
+        credited = ruling.fitness if ruling.admitted else self._unconfirmed(pid, ruling.fitness)
+        if verdict is not None:
+            self._feedback(pid, verdict, credited)
+        else:  # its operator's credit belonged to the session that proposed it
+            self._load(pid).fitness = credited
         self._update_best()
+
+    def _decide_again(self, run_id: int) -> None:
+        """On resume: a passed candidate outside the grid that was never re-timed either displaced
+        nobody or had its duel in flight when the search stopped. Decided again against the
+        rebuilt grid, the first kind stays out and the second is re-timed (sent when the run starts)."""
+        floor = {i: min((e.fitness for e in self.grid.elites(i)), default=math.inf)
+                 for i in range(self.cfg.islands.count)}
+        lowest = min(floor.values(), default=math.inf)
+        for pid, fitness in self.archive.undecided_programs(run_id):  # best first
+            if fitness <= lowest:
+                break  # below every elite: these displace nobody
+            island = self.archive.get_program(pid).island
+            if fitness <= floor.get(island, math.inf):
+                continue
+            rival = self._rival(island, fitness, self._load(pid).descriptors)
+            if rival is not None:
+                duel = Duel(self._job(pid, island), self._job(rival.program_id, rival.island), rival.fitness)
+                self._duels[pid] = (duel, fitness, None)
+                self._resent.append(duel)
 
     def _unconfirmed(self, pid: int, fitness: float) -> float:
         """A fitness no re-timing confirmed: credited at most at its parents' level."""

@@ -148,3 +148,13 @@ def test_model_credit_sums_each_models_credit_events(archive: Archive, pop: Popu
     assert [(c.model, c.proposals, c.programs, c.tokens) for c in credit] == [("a", 1, 0, 100), ("b", 2, 2, 200)]
     assert credit[1].reward == pytest.approx(0.75) and credit[1].cost_usd == pytest.approx(0.02)
     assert archive.model_credit(pop.run, "nothing") == []
+
+
+def test_undecided_programs_are_passed_candidates_outside_the_grid_never_retimed(
+        archive: Archive, pop: Populated) -> None:
+    # the crossover passed and holds no cell: undecided; the seed, the elites, the rejected and
+    # the pending program are not
+    assert archive.undecided_programs(pop.run) == [(pop.crossover, pytest.approx(1.2))]
+    archive.add_confirmation(pop.run, pop.crossover, pop.best, key="duel-1", speedup=0.6, low=0.59, high=0.61,
+                             admitted=False, mode="gpu", device="H200", shapes=[])
+    assert archive.undecided_programs(pop.run) == []
