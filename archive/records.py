@@ -3,6 +3,8 @@ serialize (``dataclasses.asdict``); the CLI's ``--json`` prints exactly these.""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -293,3 +295,24 @@ class RunStats:
     qd_score: float
     best_fitness: float | None
     evaluations_per_hour: float | None
+
+
+def plain(value: Any, *, properties: tuple[str, ...] = (), finite: bool = False) -> Any:
+    """Records as JSON-ready values: dataclasses to dicts (with the computed ``properties`` a
+    class has), datetimes to ISO strings; ``finite``: inf and NaN to None (JSON has neither)."""
+    def walk(v: Any) -> Any:
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            out = {f.name: walk(getattr(v, f.name)) for f in dataclasses.fields(v)}
+            out.update({name: walk(getattr(v, name)) for name in properties if hasattr(type(v), name)})
+            return out
+        if isinstance(v, (list, tuple)):
+            return [walk(x) for x in v]
+        if isinstance(v, dict):
+            return {str(k): walk(x) for k, x in v.items()}
+        if isinstance(v, datetime):
+            return v.isoformat()
+        if finite and isinstance(v, float) and not math.isfinite(v):
+            return None
+        return v
+
+    return walk(value)

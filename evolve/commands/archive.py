@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +17,7 @@ from rich.console import Console, RenderableType
 
 from archive import Archive, ArchiveError, upgrade_archive
 from archive.engine import display_url, resolve_url
+from archive.records import plain
 from evolve.commands import archive_views as views
 
 archive_app = typer.Typer(
@@ -35,22 +35,10 @@ RunId = Annotated[int, typer.Argument(metavar="RUN", help="Run id (see `evolve a
 ProgramId = Annotated[int, typer.Argument(metavar="PROGRAM", help="Program id.", show_default=False)]
 
 
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
 def _emit(as_json: bool, data: Any, renderable: RenderableType | None = None) -> None:
     """Print ``data`` as JSON, or the rich ``renderable`` made for people."""
     if as_json:
-        typer.echo(json.dumps(_plain(data), indent=2))
+        typer.echo(json.dumps(plain(data), indent=2))
     elif renderable is not None:
         Console().print(renderable)
 

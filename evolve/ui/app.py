@@ -9,10 +9,7 @@ would still not run.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from archive import Archive, ArchiveError
+from archive.records import plain
 from evolve.commands import archive_views as fmt
 from evolve.ui import pages
 
@@ -33,25 +31,6 @@ HERE = Path(__file__).parent
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; "
        "frame-ancestors 'none'")
 REFRESH_S = 5
-
-
-def plain(value: Any) -> Any:
-    """Records as JSON-ready values (dataclasses to dicts, datetimes to ISO strings)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        for name in ("fraction",):  # computed properties worth serving
-            if hasattr(type(value), name):
-                out[name] = getattr(value, name)
-        return out
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None  # JSON has no inf or NaN
-    return value
 
 
 class SecurityHeaders:
@@ -147,4 +126,5 @@ def create_app(archive: Archive) -> Starlette:
 
 
 def _json(data: Any) -> Response:
-    return Response(json.dumps(plain(data), allow_nan=False, default=str), media_type="application/json")
+    body = json.dumps(plain(data, properties=("fraction",), finite=True), allow_nan=False, default=str)
+    return Response(body, media_type="application/json")
