@@ -12,8 +12,8 @@ that a candidate cannot change its behaviour once it has been checked.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from harness.judge import Judge, JudgeFailed
@@ -33,7 +33,7 @@ from harness.protocol import Malformed, read_regular
 from harness.sandbox import SandboxTimeout
 from harness.task import Trial
 from harness.timing import median
-from harness.trials import Context, Rejected, TrialRunner
+from harness.trials import Context, Rejected, TrialRunner, unlocked
 from harness.verdict import Outcome, ShapeResult, Stage, Timing
 
 
@@ -194,7 +194,7 @@ class ReplayTrials(TrialRunner):
         with self.ctx.locked(self.ctx.gpu.exclusive, "gpu exclusive"):
             resps = [self._judge({"op": "time", "plan": plan_json(self.plan(t)), "case": t.case, "seed": self.ctx.seed(),
                                   "rep_ms": self.rep_ms, "min_reps": self.min_reps, "max_reps": self.max_reps},
-                                 t.label, lock=_held) for t in trials]
+                                 t.label, lock=unlocked) for t in trials]
         for trial, resp in zip(trials, resps):
             case, label = trial.case, trial.label
             if not resp["checked"]["passed"]:
@@ -220,7 +220,7 @@ class ReplayTrials(TrialRunner):
         with self.ctx.locked(self.ctx.gpu.exclusive, "gpu exclusive"):
             resps = [self._judge({"op": "duel", "plans": [plan_json(self.plan(t)), plan_json(rival.plan(t))],
                                   "case": t.case, "seed": self.ctx.seed(), "rep_ms": self.rep_ms,
-                                  "min_reps": self.min_reps, "max_reps": self.max_reps}, t.label, lock=_held)
+                                  "min_reps": self.min_reps, "max_reps": self.max_reps}, t.label, lock=unlocked)
                      for t in trials]
         for trial, resp in zip(trials, resps):
             for who, checked in zip(("candidate", "rival"), resp["checked"]):
@@ -231,12 +231,6 @@ class ReplayTrials(TrialRunner):
                 raise self.ctx.reject(f"{trial.label}: kernels wrote outside their buffers while timed", Stage.ANTICHEAT)
             out.append({"label": trial.label, "candidate": resp["samples"][0], "rival": resp["samples"][1]})
         return out
-
-
-@contextmanager
-def _held() -> Iterator[None]:
-    """The lock the caller already holds."""
-    yield
 
 
 def _dict(x: Any) -> dict[str, Any]:

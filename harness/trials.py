@@ -62,7 +62,7 @@ class Context:
         """``lock`` held (none: nothing to wait for) around work counted as ``phase``; the wait
         for the lock is counted as "gpu wait"."""
         start = time.monotonic()
-        with (lock or _unlocked)():
+        with (lock or unlocked)():
             held = time.monotonic()
             self.add("gpu wait", held - start)
             try:
@@ -106,7 +106,8 @@ class Context:
 
 
 @contextmanager
-def _unlocked() -> Iterator[None]:
+def unlocked() -> Iterator[None]:
+    """No lock: work that needs none, or under one the caller already holds."""
     yield
 
 
