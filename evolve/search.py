@@ -74,6 +74,7 @@ class _Known:
     parents: tuple[int, ...] = ()
     meta: dict[str, Any] | None = None
     fitness: float | None = None  # what the search credits it with (see Feedback.fitness)
+    island: int = 0
 
 
 class Search:
@@ -235,7 +236,8 @@ class Search:
                 evaluation = {"outcome": e.outcome.value, "stage": e.stage.value, "reason": e.reason,
                               "fitness": e.fitness, "tflops": e.tflops}
             self._known[pid] = _Known(info.source, info.descriptors, info.generation, evaluation, info.operator,
-                                      tuple(info.parents), info.meta, evaluation["fitness"] if evaluation else None)
+                                      tuple(info.parents), info.meta, evaluation["fitness"] if evaluation else None,
+                                      info.island)
         return self._known[pid]
 
     def _parent(self, pid: int, fitness: float | None) -> Parent:
@@ -383,10 +385,11 @@ class Search:
         for pid, fitness in self.archive.undecided_programs(run_id):  # best first
             if fitness <= lowest:
                 break  # below every elite: these displace nobody
-            island = self.archive.get_program(pid).island
+            known = self._load(pid)
+            island = known.island
             if fitness <= floor.get(island, math.inf):
                 continue
-            rival = self._rival(island, fitness, self._load(pid).descriptors)
+            rival = self._rival(island, fitness, known.descriptors)
             if rival is not None:
                 duel = Duel(self._job(pid, island), self._job(rival.program_id, rival.island), rival.fitness)
                 self._duels[pid] = (duel, fitness, None)
