@@ -176,13 +176,29 @@ def load(name: str):
     return module
 
 
+def compiled_per_case(module, cases):
+    """For each case: its label, the exception ``module.forward`` raised on meta tensors of its
+    shape (or None), and the kernels that call compiled."""
+    dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+    for c in cases:
+        start = len(COMPILED)
+        shape = (c["batch"], c["heads"], c["seq"], c["head_dim"])
+        q, k, v = (torch.empty(shape, dtype=dtypes[c["dtype"]], device="meta") for _ in range(3))
+        label = f"D{c['head_dim']} {c['dtype']} {'causal' if c['causal'] else 'full'} N{c['seq']}"
+        try:
+            module.forward(q, k, v, c["causal"], 0.125)
+        except Exception as e:  # noqa: BLE001
+            yield label, e, []
+            continue
+        yield label, None, COMPILED[start:]
+
+
 def main(names: list[str]) -> int:
     from harness.static_gate import check_source
 
     driver.set_active(_FakeCudaDriver())
     _record_compiles()
     cases = variants()
-    dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16}
     failed = []
     for name in names:
         gate = check_source((HERE / f"{name}.py").read_text())
@@ -191,18 +207,12 @@ def main(names: list[str]) -> int:
             failed.append(name)
         module = load(name)
         total = 0
-        for c in cases:
-            start = len(COMPILED)
-            shape = (c["batch"], c["heads"], c["seq"], c["head_dim"])
-            q, k, v = (torch.empty(shape, dtype=dtypes[c["dtype"]], device="meta") for _ in range(3))
-            label = f"D{c['head_dim']} {c['dtype']} {'causal' if c['causal'] else 'full'} N{c['seq']}"
-            try:
-                module.forward(q, k, v, c["causal"], 0.125)
-            except Exception as e:  # noqa: BLE001
-                print(f"   {label}: FAILED {type(e).__name__}: {str(e)[:1500]}")
+        for label, error, kernels in compiled_per_case(module, cases):
+            if error is not None:
+                print(f"   {label}: FAILED {type(error).__name__}: {str(error)[:1500]}")
                 failed.append(f"{name} {label}")
                 continue
-            for kinfo in COMPILED[start:]:
+            for kinfo in kernels:
                 over = kinfo["shared"] > MAX_SHARED or kinfo["regs"] > 255
                 print(f"   {label:<30} {kinfo['name']:<14} warps={kinfo['warps']} stages={kinfo['stages']} "
                       f"shared={kinfo['shared']:>6} B regs={kinfo['regs']:>3} spill={kinfo['spills']} B"
@@ -211,7 +221,7 @@ def main(names: list[str]) -> int:
                       f"{'  OVER LIMIT' if over else ''}")
                 if over:
                     failed.append(f"{name} {kinfo['name']} over limits")
-            total += len(COMPILED) - start
+            total += len(kernels)
         print(f"   {total} kernels compiled for sm_90 over {len(cases)} variants")
     print("FAILED: " + "; ".join(failed) if failed else "all compiled for sm_90")
     return 1 if failed else 0

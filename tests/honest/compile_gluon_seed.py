@@ -31,7 +31,6 @@ def _module(name: str, path: Path):
 check = _module("honest_compile_check", HERE / "compile_check.py")  # sets the cache dir, imports triton
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import gluon_seed  # noqa: E402  (the variant table, so that what compiles here is what the GPU runs)
-import torch  # noqa: E402
 from triton.runtime import driver  # noqa: E402
 
 
@@ -52,22 +51,15 @@ def main(argv: list[str]) -> int:
     if ptx_dir is not None:
         _keep_ptx(ptx_dir)
     cases = check.variants()
-    dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16}
     for name in names:
         module = gluon_seed.load_variant(name)
         print(f"== {name}: {gluon_seed.VARIANTS[name]}")
-        for c in cases:
-            start = len(check.COMPILED)
-            shape = (c["batch"], c["heads"], c["seq"], c["head_dim"])
-            q, k, v = (torch.empty(shape, dtype=dtypes[c["dtype"]], device="meta") for _ in range(3))
-            label = f"D{c['head_dim']} {c['dtype']} {'causal' if c['causal'] else 'full'} N{c['seq']}"
-            try:
-                module.forward(q, k, v, c["causal"], 0.125)
-            except Exception as e:  # noqa: BLE001
-                print(f"   {label}: FAILED {_innermost(e)[:3000]}")
+        for label, error, kernels in check.compiled_per_case(module, cases):
+            if error is not None:
+                print(f"   {label}: FAILED {_innermost(error)[:3000]}")
                 failed.append(f"{name} {label}")
                 continue
-            for kinfo in check.COMPILED[start:]:
+            for kinfo in kernels:
                 over = kinfo["shared"] > check.MAX_SHARED or kinfo["regs"] > 255
                 print(f"   {label:<30} warps={kinfo['warps']} shared={kinfo['shared']:>6} B "
                       f"regs={kinfo['regs']:>3} spill={kinfo['spills']} B [{kinfo['ptx']}]"

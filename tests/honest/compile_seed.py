@@ -127,19 +127,12 @@ def check(seed, configs: list[dict[str, int]]) -> int:
 def check_seed_as_committed(seed) -> int:
     """The seed's own entries, for every variant compile_check.py compiles honest candidates at."""
     failed = 0
-    dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16}
-    for c in cc.variants():
-        shape = (c["batch"], c["heads"], c["seq"], c["head_dim"])
-        q, k, v = (torch.empty(shape, dtype=dtypes[c["dtype"]], device="meta") for _ in range(3))
-        start = len(cc.COMPILED)
-        where = f"D{c['head_dim']} {c['dtype']} {'causal' if c['causal'] else 'full'} N{c['seq']}"
-        try:
-            seed.forward(q, k, v, c["causal"], 0.125)
-        except Exception as e:  # noqa: BLE001
-            print(f"FAIL {where}: {type(e).__name__}: {str(e)[:300]}")
+    for where, error, kernels in cc.compiled_per_case(seed, cc.variants()):
+        if error is not None:
+            print(f"FAIL {where}: {type(error).__name__}: {str(error)[:300]}")
             failed += 1
             continue
-        for x in cc.COMPILED[start:]:
+        for x in kernels:
             print(f"ok   {where}: shared={x['shared']} regs={x['regs']} spill={x['spills']} [{x['ptx']}]")
     return 1 if failed else 0
 
