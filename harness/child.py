@@ -20,6 +20,7 @@ from typing import Any
 import torch
 import triton
 
+from harness.cpu_share import share_cpu
 from harness.guard import ComputeGuard, ComputeViolation, is_active
 from harness.isolation import Report
 from harness.plan import kernel_json, plan_json
@@ -172,6 +173,8 @@ def _describe(e: BaseException) -> dict[str, Any]:
 def serve(cfg: dict[str, Any], report: Report) -> None:
     chan = Channel(cfg["req_fd"], cfg["resp_fd"])
     Path("io").mkdir(exist_ok=True)
+    if share_cpu(cfg["device"] == "cuda"):
+        report.done.append("blocking-gpu-waits")
     runner = Runner(cfg)
     name = torch.cuda.get_device_name() if runner.device == "cuda" else "cpu (triton interpreter)"
     chan.send({"hello": {"isolation": report.done, "missing": report.missing, "device_name": name,

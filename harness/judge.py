@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from harness.cpu_share import ONE_THREAD_ENV
 from harness.protocol import Channel, ChannelClosed, ChannelTimeout
 from harness.sandbox import SECRET_NAME, CappedLog, reap
 
@@ -58,6 +59,7 @@ class Judge:
         package_root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
         env["TRITON_CACHE_DIR"] = str(self.cache)
+        env.update(ONE_THREAD_ENV)
         cfg = {"task": self.task, "workdir": str(self.workdir), "req_fd": req_r, "resp_fd": resp_w}
         self._proc = subprocess.Popen([sys.executable, "-m", "harness.judge_process", json.dumps(cfg)],
                                       stdin=subprocess.DEVNULL, stdout=log_w, stderr=log_w, env=env,

@@ -24,6 +24,7 @@ import torch
 import triton
 
 from harness.compare import compare
+from harness.cpu_share import share_cpu
 from harness.plan import Limits, MalformedPlan, check_launches, parse_kernel, parse_plan
 from harness.protocol import Channel
 from harness.replay import CandidateFault, Kernels, Replay
@@ -48,6 +49,8 @@ class Referee:
         self.kernels = Kernels(workdir / "loaded")
         self.limits = Limits()
         self._snapshots: dict[str, bytes] = {}
+        # Timed outputs awaiting their check: (case, input tensors to refill, generator state, output).
+        self._unverified: list[tuple[dict[str, Any], list[torch.Tensor], torch.Tensor, torch.Tensor]] = []
 
     def _replay(self, plan_json: Any, like: list[torch.Tensor], rng: random.Random) -> Replay:
         plan = parse_plan(plan_json, self.limits)
@@ -99,16 +102,17 @@ class Referee:
     def time(self, req: dict[str, Any]) -> dict[str, Any]:
         """The candidate's plan and the default baseline in turns (see ``_contest``)."""
         r = self._contest(req, [req["plan"]], with_baseline=True)
-        return {**r, "samples": r["samples"][0], "checked": r["checked"][0]}
+        return {**r, "samples": r["samples"][0]}
 
     def duel(self, req: dict[str, Any]) -> dict[str, Any]:
         """Two candidates' plans in turns (a candidate against the elite it would displace)."""
         return self._contest(req, req["plans"], with_baseline=False)
 
     def _contest(self, req: dict[str, Any], plans: list[Any], *, with_baseline: bool) -> dict[str, Any]:
-        """``plans`` (and the baseline) interleaved, each on inputs refreshed before every call;
-        the output of one turn of each plan, drawn at random, is checked against the reference
-        afterwards."""
+        """``plans`` (and the baseline) interleaved, each on inputs refreshed before every call.
+        The output of one turn of each plan, drawn at random, is kept with the state of the
+        generator that made its inputs, for ``verify`` to check after the timing: the timing
+        holds the GPU alone, and the reference need not."""
         case, rng = req["case"], random.Random(req["seed"])
         gen = torch.Generator(device="cuda").manual_seed(rng.getrandbits(31))
         replays: list[Replay] = []
@@ -136,35 +140,51 @@ class Referee:
             contenders.append(Contender(name, run or baseline, lambda: self.task.randomize(theirs, case, gen)))
             graphs.append(run is not None)
         draws = [rng.random() for _ in replays]
-        saved: dict[int, tuple[torch.Tensor, list[torch.Tensor]]] = {}
+        states: dict[int, torch.Tensor] = {}
+        outputs: dict[int, torch.Tensor] = {}
+
+        def before(turn: int, who: int, turns: int) -> None:
+            if who < len(replays) and turn == int(draws[who] * turns):
+                states[who] = gen.get_state()
 
         def after(turn: int, who: int, turns: int) -> None:
-            if who < len(replays) and turn == int(draws[who] * turns):
-                saved[who] = (replays[who].output.clone(), [t.clone() for t in replays[who].inputs])
+            if who in states and who not in outputs:
+                outputs[who] = replays[who].output.clone()
 
         samples = interleaved(contenders, rep_ms=float(req["rep_ms"]), min_reps=int(req["min_reps"]),
-                              max_reps=int(req["max_reps"]), after=after)
+                              max_reps=int(req["max_reps"]), before=before, after=after)
         _sync_after_candidate()
+        for i, replay in enumerate(replays):
+            inputs = [torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=t.device) for t in replay.inputs]
+            self._unverified.append((case, inputs, states[i], outputs[i]))
+        return {"ok": True, "samples": samples[:len(replays)], "baseline_samples": samples[-1] if with_baseline else [],
+                "baseline": name, "graphs": graphs, "guards_intact": all(r.guards_intact() for r in replays)}
+
+    def verify(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Every output kept by the timings since the last ``verify``, in their order, compared
+        with the reference on its inputs made again from the generator's saved state."""
         checked = []
-        for i in range(len(replays)):
-            out, inputs = saved[i]
+        gen = torch.Generator(device="cuda")
+        for case, inputs, state, out in self._unverified:
+            gen.set_state(state)
+            self.task.randomize(inputs, case, gen)
             cmp = compare(out, self.task.reference(inputs, case), self.task.tolerance(case["dtype"]))
             checked.append({"passed": cmp.ok, "rel_err": cmp.rel_err, "note": cmp.note})
-        return {"ok": True, "samples": samples[:len(replays)], "baseline_samples": samples[-1] if with_baseline else [],
-                "baseline": name, "graphs": graphs, "guards_intact": all(r.guards_intact() for r in replays),
-                "checked": checked}
+        self._unverified.clear()
+        return {"ok": True, "checked": checked}
 
 
 def main() -> None:
     cfg = json.loads(sys.argv[1])
     chan = Channel(cfg["req_fd"], cfg["resp_fd"])
+    blocking = share_cpu(cuda=True)
     torch.cuda.init()
     triton.set_allocator(lambda size, align, stream: torch.empty(size, dtype=torch.int8, device="cuda"))
     referee = Referee(get_task(cfg["task"]), Path(cfg["workdir"]))
     chan.send({"hello": {"device_name": torch.cuda.get_device_name(), "torch": torch.__version__,
-                         "triton": triton.__version__, "cudnn": torch.backends.cudnn.version()}})
+                         "triton": triton.__version__, "cudnn": torch.backends.cudnn.version(), "blocking_gpu_waits": blocking}})
     ops = {"kernels": referee.kernels_op, "check": referee.check, "warm": referee.warm, "time": referee.time,
-           "duel": referee.duel}
+           "duel": referee.duel, "verify": referee.verify}
     while True:
         req = chan.recv()
         if req.get("op") == "exit":

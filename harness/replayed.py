@@ -186,6 +186,11 @@ class ReplayTrials(TrialRunner):
                 self._judge({"op": "warm", "case": trial.case}, trial.label)
         return trials
 
+    def _verified(self) -> list[dict[str, Any]]:
+        """The checks of the outputs kept by the timings just done (the judge's ``verify``),
+        made under the shared lock once the exclusive hold is over."""
+        return list(self._judge({"op": "verify"}, "checking the outputs of timed calls")["checked"])
+
     def time(self, cases: list[dict[str, Any]]) -> list[Timing]:
         """All shapes timed in one exclusive hold of the GPU: each hold first waits for every
         shared use in flight to end, and the other checks stop while it is wanted."""
@@ -195,11 +200,11 @@ class ReplayTrials(TrialRunner):
             resps = [self._judge({"op": "time", "plan": plan_json(self.plan(t)), "case": t.case, "seed": self.ctx.seed(),
                                   "rep_ms": self.rep_ms, "min_reps": self.min_reps, "max_reps": self.max_reps},
                                  t.label, lock=unlocked) for t in trials]
-        for trial, resp in zip(trials, resps):
+        for trial, resp, checked in zip(trials, resps, self._verified()):
             case, label = trial.case, trial.label
-            if not resp["checked"]["passed"]:
+            if not checked["passed"]:
                 raise self.ctx.reject(f"{label}: the output of a timed call, drawn at random, is wrong: "
-                                      f"{resp['checked']['note']}")
+                                      f"{checked['note']}")
             if not resp["guards_intact"]:
                 raise self.ctx.reject(f"{label}: its kernels wrote outside their buffers while timed", Stage.ANTICHEAT)
             ours, theirs = resp["samples"], resp["baseline_samples"]
@@ -222,8 +227,9 @@ class ReplayTrials(TrialRunner):
                                   "case": t.case, "seed": self.ctx.seed(), "rep_ms": self.rep_ms,
                                   "min_reps": self.min_reps, "max_reps": self.max_reps}, t.label, lock=unlocked)
                      for t in trials]
-        for trial, resp in zip(trials, resps):
-            for who, checked in zip(("candidate", "rival"), resp["checked"]):
+        verified = self._verified()
+        for i, (trial, resp) in enumerate(zip(trials, resps)):
+            for who, checked in zip(("candidate", "rival"), verified[2 * i: 2 * i + 2]):
                 if not checked["passed"]:
                     raise self.ctx.reject(f"{trial.label}: the {who}'s output of a timed call, drawn at random, "
                                           f"is wrong: {checked['note']}")

@@ -23,6 +23,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from harness.cpu_share import ONE_THREAD_ENV
 from harness.protocol import Channel, ChannelClosed, ChannelTimeout
 
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|COOKIE|SESSION", re.IGNORECASE)
@@ -69,6 +70,7 @@ def scrubbed_env(base: dict[str, str], scratch: Path, interpret: bool) -> dict[s
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
         "PYTHONNOUSERSITE": "1",
+        **ONE_THREAD_ENV,
     })
     env.pop("TRITON_INTERPRET", None)
     if interpret:

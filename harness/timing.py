@@ -46,10 +46,12 @@ def graphed(fn: Callable[[], object]) -> Callable[[], object] | None:
 
 def interleaved(contenders: list[Contender], *, rep_ms: float = 100.0, min_reps: int = 25, max_reps: int = 400,
                 warmup: int = 3, flush_bytes: int = 256 << 20,
+                before: Callable[[int, int, int], object] | None = None,
                 after: Callable[[int, int, int], object] | None = None) -> list[list[float]]:
     """Milliseconds of every timed call, one list per contender, in turn A B A B ...; as many
     turns as fit ``rep_ms`` of the slowest contender's time, within [min_reps, max_reps].
-    ``after(turn, contender, turns)`` runs after each timed call, outside the timed region."""
+    ``before(turn, contender, turns)`` runs before each timed call's ``prepare`` and
+    ``after(...)`` after the call, both outside the timed region."""
     flush = torch.empty(flush_bytes // 4, dtype=torch.int32, device="cuda")
     for _ in range(warmup):
         for c in contenders:
@@ -62,6 +64,8 @@ def interleaved(contenders: list[Contender], *, rep_ms: float = 100.0, min_reps:
     ends = [[torch.cuda.Event(enable_timing=True) for _ in range(reps)] for _ in contenders]
     for i in range(reps):
         for j, c in enumerate(contenders):
+            if before is not None:
+                before(i, j, reps)
             c.prepare()
             flush.zero_()
             starts[j][i].record()

@@ -54,7 +54,8 @@ def _exact_fp32() -> Iterator[None]:
 def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, sm_scale: float) -> torch.Tensor:
     """The plain definition, in the inputs' precision. q, k, v: [B, H, N, D] -> [B, H, N, D].
 
-    Row blocks keep the [rows, N] score matrix under ~1 GiB for long sequences.
+    Row blocks keep the [rows, N] score matrix under ~1 GiB for long sequences; with the causal
+    mask a block needs only the keys up to its last row (the others get no weight).
     """
     B, H, N, D = q.shape
     out = torch.empty_like(q)
@@ -63,12 +64,13 @@ def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
         for b in range(B):
             for r0 in range(0, N, rows):
                 r1 = min(N, r0 + rows)
-                s = torch.matmul(q[b, :, r0:r1], k[b].transpose(-1, -2)) * sm_scale  # [H, rows, N]
+                keys = r1 if causal else N
+                s = torch.matmul(q[b, :, r0:r1] * sm_scale, k[b, :, :keys].transpose(-1, -2))  # [H, rows, keys]
                 if causal:
                     i = torch.arange(r0, r1, device=q.device)[:, None]
-                    j = torch.arange(N, device=q.device)[None, :]
+                    j = torch.arange(keys, device=q.device)[None, :]
                     s.masked_fill_(j > i, float("-inf"))
-                out[b, :, r0:r1] = torch.matmul(torch.softmax(s, dim=-1), v[b])
+                out[b, :, r0:r1] = torch.matmul(torch.softmax(s, dim=-1), v[b, :, :keys])
     return out
 
 

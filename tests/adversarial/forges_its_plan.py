@@ -1,8 +1,8 @@
 # base: seed
-# expect gpu: rejected sweep "NaN"
+# expect gpu: rejected compile "NaN"
 # Rewrites the plan its own process hands back: each launch keeps only the first half of its
 # grid, as if the kernel were twice as fast. The judge replays what the plan says, so half the
-# output is never written and reads as poison (from the first shape with more than one block).
+# output is never written and reads as poison (the smoke test's shape already has several blocks).
 _find = torch._utils._import_dotted_name
 _rec = _find("harness.recorder")
 _plan = _find("harness.plan")
