@@ -27,17 +27,17 @@ import triton.language as tl
 #   EXP2 1: exp2 with log2(e) folded into the scale; 0: exp.
 TUNABLES = {
     (64, "full", 1024): {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_N_MASKED": 64, "num_warps": 8, "num_stages": 3,
-                         "WARP_SPEC": 0, "TMA": 0, "ORDER": 0, "LAZY_RESCALE": 0, "EXP2": 1},
+                         "WARP_SPEC": 0, "TMA": 1, "ORDER": 0, "LAZY_RESCALE": 0, "EXP2": 1},
     (64, "full", 4096): {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_N_MASKED": 64, "num_warps": 8, "num_stages": 3,
-                         "WARP_SPEC": 0, "TMA": 0, "ORDER": 0, "LAZY_RESCALE": 0, "EXP2": 1},
+                         "WARP_SPEC": 0, "TMA": 1, "ORDER": 0, "LAZY_RESCALE": 0, "EXP2": 1},
     (64, "full", 16384): {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_N_MASKED": 64, "num_warps": 8, "num_stages": 3,
-                          "WARP_SPEC": 0, "TMA": 0, "ORDER": 0, "LAZY_RESCALE": 0, "EXP2": 1},
+                          "WARP_SPEC": 0, "TMA": 1, "ORDER": 0, "LAZY_RESCALE": 0, "EXP2": 1},
     (64, "causal", 1024): {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_N_MASKED": 64, "num_warps": 8, "num_stages": 3,
-                           "WARP_SPEC": 0, "TMA": 0, "ORDER": 0, "LAZY_RESCALE": 0, "EXP2": 1},
+                           "WARP_SPEC": 0, "TMA": 1, "ORDER": 0, "LAZY_RESCALE": 0, "EXP2": 1},
     (64, "causal", 4096): {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_N_MASKED": 64, "num_warps": 8, "num_stages": 3,
-                           "WARP_SPEC": 0, "TMA": 0, "ORDER": 0, "LAZY_RESCALE": 0, "EXP2": 1},
+                           "WARP_SPEC": 0, "TMA": 1, "ORDER": 0, "LAZY_RESCALE": 0, "EXP2": 1},
     (64, "causal", 16384): {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_N_MASKED": 64, "num_warps": 8, "num_stages": 3,
-                            "WARP_SPEC": 0, "TMA": 0, "ORDER": 0, "LAZY_RESCALE": 0, "EXP2": 1},
+                            "WARP_SPEC": 0, "TMA": 1, "ORDER": 0, "LAZY_RESCALE": 0, "EXP2": 1},
     (128, "full", 1024): {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_N_MASKED": 64, "num_warps": 8, "num_stages": 3,
                           "WARP_SPEC": 0, "TMA": 1, "ORDER": 0, "LAZY_RESCALE": 0, "EXP2": 1},
     (128, "full", 4096): {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_N_MASKED": 64, "num_warps": 8, "num_stages": 3,
@@ -45,11 +45,11 @@ TUNABLES = {
     (128, "full", 16384): {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_N_MASKED": 64, "num_warps": 8, "num_stages": 3,
                            "WARP_SPEC": 0, "TMA": 1, "ORDER": 0, "LAZY_RESCALE": 0, "EXP2": 1},
     (128, "causal", 1024): {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_N_MASKED": 64, "num_warps": 8, "num_stages": 3,
-                            "WARP_SPEC": 0, "TMA": 0, "ORDER": 0, "LAZY_RESCALE": 0, "EXP2": 1},
+                            "WARP_SPEC": 0, "TMA": 1, "ORDER": 0, "LAZY_RESCALE": 0, "EXP2": 1},
     (128, "causal", 4096): {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_N_MASKED": 64, "num_warps": 8, "num_stages": 3,
-                            "WARP_SPEC": 0, "TMA": 0, "ORDER": 0, "LAZY_RESCALE": 0, "EXP2": 1},
+                            "WARP_SPEC": 0, "TMA": 1, "ORDER": 0, "LAZY_RESCALE": 0, "EXP2": 1},
     (128, "causal", 16384): {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_N_MASKED": 64, "num_warps": 8, "num_stages": 3,
-                             "WARP_SPEC": 0, "TMA": 0, "ORDER": 0, "LAZY_RESCALE": 0, "EXP2": 1},
+                             "WARP_SPEC": 0, "TMA": 1, "ORDER": 0, "LAZY_RESCALE": 0, "EXP2": 1},
 }
 
 LOG2E = 1.4426950408889634
