@@ -322,7 +322,7 @@ def top(session: Session, run_id: int, n: int, *, measured_only: bool) -> list[T
     ]
 
 
-def best_per_case(session: Session, run_id: int) -> list[CaseBest]:
+def best_per_case(session: Session, run_id: int, *, simulated: bool) -> list[CaseBest]:
     run_row(session, run_id)
     ranked = (
         select(
@@ -334,7 +334,7 @@ def best_per_case(session: Session, run_id: int) -> list[CaseBest]:
             .label("rank"),
         )
         .join(Evaluation, Evaluation.id == TimingRow.evaluation_id)
-        .where(Evaluation.run_id == run_id, Evaluation.passed, Evaluation.simulated.is_(False))
+        .where(Evaluation.run_id == run_id, Evaluation.passed, Evaluation.simulated.is_(simulated))
         .subquery()
     )
     rows = session.execute(

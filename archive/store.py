@@ -380,10 +380,11 @@ class Archive:
         with self._read() as s:
             return queries.top(s, run_id, n, measured_only=measured_only)
 
-    def best_per_case(self, run_id: int) -> list[CaseBest]:
-        """For each benchmark shape, the passed, measured program with the lowest time."""
+    def best_per_case(self, run_id: int, *, simulated: bool = False) -> list[CaseBest]:
+        """For each benchmark shape, the passed program with the lowest time: among measured
+        evaluations, or (``simulated``) among the cost model's."""
         with self._read() as s:
-            return queries.best_per_case(s, run_id)
+            return queries.best_per_case(s, run_id, simulated=simulated)
 
     def lineage(self, program_id: int) -> list[LineageStep]:
         """The program, then its first parent, and so on up to a root."""

@@ -68,7 +68,8 @@ class RunConfig(_Strict):
     # The LLM operators take part only when a model is configured (``llm``); without one,
     # ``evolve run`` says so and keeps the others.
     operators: dict[str, float] = Field(default_factory=lambda: {
-        "llm_diff": 0.3, "llm_rewrite": 0.1, "llm_crossover": 0.1, "mutate": 0.3, "crossover": 0.1, "reset": 0.1})
+        "llm_diff": 0.3, "llm_rewrite": 0.1, "llm_crossover": 0.1, "mutate": 0.2, "crossover": 0.1, "merge": 0.1,
+        "reset": 0.1})
     islands: Islands = Field(default_factory=Islands)
     selection: Selection = Field(default_factory=Selection)
     evaluation: Evaluation = Field(default_factory=Evaluation)

@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archive import Archive
+from archive.writes import shape_label
 from evolve.config import RunConfig
 from evolve.confirmation import rule
 from evolve.descriptors import describe
 from evolve.executor import Duel, DuelResult, Executor, Job, Result
 from evolve.grid import Elite, KernelGrid
-from evolve.operators import Context, Feedback, Operator, Parent
+from evolve.operators import Context, Feedback, Leader, Operator, Parent
 from evolve.selection import inspirations, select
 from harness.static_gate import check_source
 from harness.task import get_task
@@ -95,6 +96,9 @@ class Search:
         # duel sent again on resume, whose verdict this session did not see).
         self._duels: dict[int, tuple[Duel, float, Verdict | None]] = {}
         self._resent: list[Duel] = []
+        # By benchmark shape (its archive label): the fastest passed program on it, as
+        # (ms, program id, shape), for operators that recombine per shape.
+        self._leaders: dict[str, tuple[float, int, dict[str, Any]]] = {}
         self._island_turn = 0
         self._stop = False
         self._force = False
@@ -127,6 +131,8 @@ class Search:
                 known.fitness = max(known.fitness or 0.0, cell.fitness)
                 self.grid.insert(cell.coords[-1], cell.program_id, cell.fitness, known.descriptors)
             self.archive.add_event(run_id, "resumed", "search resumed")
+            for case in self.archive.best_per_case(run_id, simulated=self.cfg.simulate):
+                self._leaders[case.label] = (case.timing.ms, case.program_id, case.timing.shape)
             self._decide_again(run_id)
         for pid in self.archive.pending_programs(run_id):
             info = self.archive.get_program(pid)
@@ -256,7 +262,9 @@ class Search:
             parents = [self._parent(e.program_id, e.fitness) for e in elites]
             extra = [self._parent(e.program_id, e.fitness)
                      for e in inspirations(self.grid, elites, self.cfg.selection.inspirations, self.rng)]
-            proposal = await op.propose(Context(parents, extra, self.rng, self.cfg.task))
+            leaders = [Leader(shape, ms, self._parent(pid, self._load(pid).fitness))
+                       for ms, pid, shape in self._leaders.values()]
+            proposal = await op.propose(Context(parents, extra, self.rng, self.cfg.task, leaders))
             if proposal is None:
                 continue
             descriptors = describe(proposal.source)
@@ -304,6 +312,7 @@ class Search:
         p.session_evaluated += 1
         if verdict.passed and verdict.fitness is not None:
             p.passed += 1
+            self._lead(pid, verdict)
             if self._load(pid).generation == 0:
                 for island in range(self.cfg.islands.count):
                     self._admit(run_id, pid, island, verdict.fitness, job.descriptors)
@@ -330,6 +339,12 @@ class Search:
                                               best_fitness=p.best_fitness)
         if self.cfg.islands.count > 1 and p.evaluated % self.cfg.islands.migration_interval == 0:
             self._migrate(run_id)
+
+    def _lead(self, pid: int, verdict: Verdict) -> None:
+        for t in verdict.timings:
+            label = shape_label(t.shape)
+            if label not in self._leaders or t.ms < self._leaders[label][0]:
+                self._leaders[label] = (t.ms, pid, t.shape)
 
     def _rival(self, island: int, fitness: float, descriptors: dict[str, float]) -> Elite | None:
         """The elite a candidate of this fitness would displace: the run's best if it beats it,

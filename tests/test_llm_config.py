@@ -70,14 +70,14 @@ def test_without_an_llm_the_run_says_so_once_and_uses_the_llm_free_operators() -
     cfg = validate(BUDGET)
     assert cfg.operators["llm_diff"] > 0  # the default mix includes the LLM operators
     ops, cfg2, runtime = build_operators(cfg, None, said.append, env={})  # type: ignore[arg-type]
-    assert set(ops) == {"mutate", "crossover", "reset"} and runtime is None and cfg2 is cfg
+    assert set(ops) == {"mutate", "crossover", "merge", "reset"} and runtime is None and cfg2 is cfg
     assert said == [("No LLM configured (no model given (--model NAME, or models in the [llm] section of "
-                     "--config)): using the LLM-free operators mutate 0.3, crossover 0.1, reset 0.1.")]
+                     "--config)): using the LLM-free operators mutate 0.2, crossover 0.1, merge 0.1, reset 0.1.")]
     only_llm = validate({**BUDGET, "operators": {"llm_diff": 1.0}, "llm": {"models": ["m"]}})
     said.clear()
     ops, cfg3, _ = build_operators(only_llm, None, said.append, env={})  # type: ignore[arg-type]
-    assert set(ops) == {"mutate", "crossover", "reset"} and cfg3.operators == {"mutate": 0.6, "crossover": 0.2,
-                                                                                 "reset": 0.2}
+    assert set(ops) == {"mutate", "crossover", "merge", "reset"}
+    assert cfg3.operators == {"mutate": 0.5, "crossover": 0.15, "merge": 0.15, "reset": 0.2}
     assert len(said) == 1 and "neither $OPENAI_API_KEY nor $OPENAI_BASE_URL" in said[0]
 
 

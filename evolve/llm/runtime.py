@@ -35,7 +35,7 @@ from harness.task import get_task
 log = logging.getLogger("evolve.llm")
 
 LLM_OPERATORS = ("llm_diff", "llm_rewrite", "llm_crossover")
-LLM_FREE_DEFAULT = {"mutate": 0.6, "crossover": 0.2, "reset": 0.2}
+LLM_FREE_DEFAULT = {"mutate": 0.5, "crossover": 0.15, "merge": 0.15, "reset": 0.2}
 CREDIT, STRATEGY, BUDGET = "llm_credit", "llm_strategy", "llm_budget"
 
 

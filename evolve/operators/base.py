@@ -31,15 +31,27 @@ class Proposal:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Leader:
+    """The run's fastest passed program on one benchmark shape, as timed in its own check."""
+
+    shape: dict[str, Any]
+    ms: float
+    program: Parent
+
+
 @dataclass
 class Context:
     """What an operator is given: its parents (``arity`` of them), a few other elites for
-    inspiration, and a random generator it must use for every choice (runs are reproducible)."""
+    inspiration, each benchmark shape's leader (elite or not: fitness is a mean over the shapes,
+    so a program fastest on one shape is often kept nowhere in the grid), and a random generator
+    it must use for every choice (runs are reproducible)."""
 
     parents: list[Parent]
     inspirations: list[Parent]
     rng: random.Random
     task: str = "mha_fwd"
+    leaders: list[Leader] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

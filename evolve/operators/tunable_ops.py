@@ -1,7 +1,7 @@
 """Operators that need no LLM: they move a kernel's tunables along their ladders (and flip its
-switches), recombine the tunables of two elites, or draw a fresh configuration. Cheap, and
-enough for the search to improve kernels out of the box. None proposes an entry that
-evolve/feasibility.py says cannot compile.
+switches), recombine the tunables of two elites, gather each shape's fastest entry into one
+kernel, or draw a fresh configuration. Cheap, and enough for the search to improve kernels out
+of the box. None proposes an entry that evolve/feasibility.py says cannot compile.
 
 A TUNABLES entry serves one benchmark shape of twelve, and fitness is their geometric mean: a
 10% gain on one shape is 0.8% of fitness, close to what a duel can confirm. So a mutation often
@@ -11,6 +11,7 @@ entry), where a change such as warp specialisation pays on many shapes at once."
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from evolve import feasibility, tunables
 from evolve.operators.base import Context, Operator, Proposal
@@ -110,6 +111,44 @@ class TunableCrossover(Operator):
                     changes.update(mix)
                     break
         return _proposal(self.name, a.source, changes, [a.program_id, b.program_id])
+
+
+def serves(entry: str, shape: dict[str, Any]) -> bool:
+    """Whether the entry named ``entry`` is the one a seed's table picks for ``shape``: entries
+    are named "head_dim,mode,length" with mode "causal" or "full", and each benchmark shape sits
+    exactly on one (other names serve no shape here)."""
+    parts = entry.split(",")
+    return len(parts) == 3 and parts == [str(shape.get("head_dim")), "causal" if shape.get("causal") else "full",
+                                         str(shape.get("seq"))]
+
+
+class ShapeMerge(Operator):
+    """The parent with the entry of each benchmark shape taken whole from that shape's leader
+    (the run's fastest program on it, see ``Context.leaders``): per-shape gains found in
+    different programs, put together in one kernel. Half the time every leader's entry, else
+    each with even odds, so a leader that only won by noise need not spoil every child. An
+    entry copied whole compiled in its leader; it is still checked for feasibility."""
+
+    name = "merge"
+
+    async def propose(self, ctx: Context) -> Proposal | None:
+        parent = ctx.parents[0]
+        mine = tunables.entries(tunables.find(parent.source))
+        take_all = ctx.rng.random() < 0.5
+        changes: dict[tunables.Tunable, int] = {}
+        donors: set[int] = set()
+        for leader in ctx.leaders:
+            if leader.program.program_id == parent.program_id:
+                continue
+            name = next((n for n in mine if serves(n, leader.shape)), None)
+            if name is None:
+                continue
+            theirs = tunables.entries(tunables.find(leader.program.source)).get(name, {})
+            mix = {t: theirs[n].value for n, t in mine[name].items() if n in theirs and theirs[n].value != t.value}
+            if mix and (take_all or ctx.rng.random() < 0.5) and _feasible(name, mine[name], mix):
+                changes.update(mix)
+                donors.add(leader.program.program_id)
+        return _proposal(self.name, parent.source, changes, [parent.program_id, *sorted(donors)])
 
 
 class TunableReset(Operator):
