@@ -322,8 +322,12 @@ def top(session: Session, run_id: int, n: int, *, measured_only: bool) -> list[T
     ]
 
 
-def best_per_case(session: Session, run_id: int, *, simulated: bool) -> list[CaseBest]:
+def best_per_case(session: Session, run_id: int, *, simulated: bool, lineage: int | None) -> list[CaseBest]:
     run_row(session, run_id)
+    where = [Evaluation.run_id == run_id, Evaluation.passed, Evaluation.simulated.is_(simulated)]
+    if lineage is not None:
+        where += [Program.id == Evaluation.program_id,
+                  func.coalesce(Program.meta["lineage"].as_integer(), 0) == lineage]
     ranked = (
         select(
             TimingRow.evaluation_id,
@@ -334,7 +338,7 @@ def best_per_case(session: Session, run_id: int, *, simulated: bool) -> list[Cas
             .label("rank"),
         )
         .join(Evaluation, Evaluation.id == TimingRow.evaluation_id)
-        .where(Evaluation.run_id == run_id, Evaluation.passed, Evaluation.simulated.is_(simulated))
+        .where(*where)
         .subquery()
     )
     rows = session.execute(

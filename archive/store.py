@@ -380,11 +380,12 @@ class Archive:
         with self._read() as s:
             return queries.top(s, run_id, n, measured_only=measured_only)
 
-    def best_per_case(self, run_id: int, *, simulated: bool = False) -> list[CaseBest]:
+    def best_per_case(self, run_id: int, *, simulated: bool = False, lineage: int | None = None) -> list[CaseBest]:
         """For each benchmark shape, the passed program with the lowest time: among measured
-        evaluations, or (``simulated``) among the cost model's."""
+        evaluations, or (``simulated``) among the cost model's; with ``lineage``, among the
+        programs descending from that seed (``meta["lineage"]``, 0 where a program has none)."""
         with self._read() as s:
-            return queries.best_per_case(s, run_id, simulated=simulated)
+            return queries.best_per_case(s, run_id, simulated=simulated, lineage=lineage)
 
     def lineage(self, program_id: int) -> list[LineageStep]:
         """The program, then its first parent, and so on up to a root."""

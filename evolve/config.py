@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evolve.errors import UserError
 from evolve.llm.settings import LlmSettings
@@ -33,7 +33,7 @@ class Budget(_Strict):
 
 
 class Islands(_Strict):
-    count: int = Field(default=1, ge=1, le=64)
+    count: int = Field(default=0, ge=0, le=64, description="0: one per seed kernel")
     migration_interval: int = Field(default=40, ge=1, description="evaluations between migrations")
 
 
@@ -61,7 +61,9 @@ class RunConfig(_Strict):
     budget: Budget
     db: str | None = None
     ray_address: str | None = None
-    seed_kernel: Path | None = None
+    # The kernels a new run starts from (default: the task's seed), one lineage each: seed i
+    # starts islands i, i + n, i + 2n, ... of n seeds, and crossover pairs kernels of one lineage.
+    seed_kernel: list[Path] = Field(default_factory=list)
     simulate: bool = False
     random_seed: int | None = None
     generation_size: int = Field(default=16, ge=1, description="evaluations per statistics row")
@@ -84,6 +86,21 @@ class RunConfig(_Strict):
             raise ValueError(f"unknown operator(s) {', '.join(unknown)}; known: {', '.join(sorted(BUILTIN))}")
         if not any(w > 0 for w in self.operators.values()):
             raise ValueError("at least one operator needs a positive weight")
+        return self
+
+    @field_validator("seed_kernel", mode="before")
+    @classmethod
+    def _one_or_more(cls, v: Any) -> Any:
+        return [] if v is None else [v] if isinstance(v, (str, Path)) else v
+
+    @model_validator(mode="after")
+    def _an_island_per_seed(self) -> RunConfig:
+        seeds = max(1, len(self.seed_kernel))
+        if self.islands.count == 0:
+            self.islands.count = seeds
+        elif self.islands.count < seeds:
+            raise ValueError(f"islands.count is {self.islands.count} but there are {seeds} seed kernels: each "
+                             "seed needs an island of its own")
         return self
 
     @model_validator(mode="after")

@@ -76,6 +76,7 @@ class _Known:
     meta: dict[str, Any] | None = None
     fitness: float | None = None  # what the search credits it with (see Feedback.fitness)
     island: int = 0
+    lineage: int = 0  # the seed it descends from: its index among the run's seed kernels
 
 
 class Search:
@@ -96,13 +97,14 @@ class Search:
         # duel sent again on resume, whose verdict this session did not see).
         self._duels: dict[int, tuple[Duel, float, Verdict | None]] = {}
         self._resent: list[Duel] = []
-        # By benchmark shape (its archive label): the fastest passed program on it, as
-        # (ms, program id, shape), for operators that recombine per shape.
-        self._leaders: dict[str, tuple[float, int, dict[str, Any]]] = {}
+        self.lineages = max(1, len(cfg.seed_kernel))
+        # By lineage and benchmark shape (its archive label): the fastest passed program on it,
+        # as (ms, program id, shape), for operators that recombine per shape.
+        self._leaders: dict[tuple[int, str], tuple[float, int, dict[str, Any]]] = {}
         self._island_turn = 0
         self._stop = False
         self._force = False
-        self._seed_failure: str | None = None
+        self._seed_failures: list[str] = []
         self._empty_proposals = 0
         self._exhausted = False
         self.progress = Progress(run_id=0)
@@ -118,9 +120,12 @@ class Search:
             config["grid"] = self.grid.config()
             run_id = self.archive.create_run(self.cfg.task, config, simulated=self.cfg.simulate,
                                              budget=self.cfg.budget.model_dump())
-            seed_source = (self.cfg.seed_kernel or self.task.seed_path()).read_text()
-            pid, _ = self.archive.add_program(run_id, seed_source, operator="seed", generation=0, island=0,
-                                              descriptors=describe(seed_source))
+            for lineage, path in enumerate(self.cfg.seed_kernel or [self.task.seed_path()]):
+                source = path.read_text()
+                _, created = self.archive.add_program(run_id, source, operator="seed", generation=0, island=lineage,
+                                                      descriptors=describe(source), meta={"lineage": lineage})
+                if not created:
+                    raise SearchFailed(f"seed kernel {path} has the same code as an earlier one")
             self.archive.add_event(run_id, "started", f"search of {self.cfg.task} started",
                                    {"simulated": self.cfg.simulate})
         else:
@@ -131,8 +136,9 @@ class Search:
                 known.fitness = max(known.fitness or 0.0, cell.fitness)
                 self.grid.insert(cell.coords[-1], cell.program_id, cell.fitness, known.descriptors)
             self.archive.add_event(run_id, "resumed", "search resumed")
-            for case in self.archive.best_per_case(run_id, simulated=self.cfg.simulate):
-                self._leaders[case.label] = (case.timing.ms, case.program_id, case.timing.shape)
+            for lineage in range(self.lineages):
+                for case in self.archive.best_per_case(run_id, simulated=self.cfg.simulate, lineage=lineage):
+                    self._leaders[lineage, case.label] = (case.timing.ms, case.program_id, case.timing.shape)
             self._decide_again(run_id)
         for pid in self.archive.pending_programs(run_id):
             info = self.archive.get_program(pid)
@@ -166,7 +172,7 @@ class Search:
         try:
             while not self._force:
                 self._tick()
-                accepting = not self._stop and self._seed_failure is None and self._budget_left(len(proposing))
+                accepting = not self._stop and self._budget_left(len(proposing))
                 while accepting and self.executor.in_flight() + len(proposing) < self.executor.capacity:
                     if self._queue:
                         self._submit(self._queue.popleft())
@@ -178,6 +184,8 @@ class Search:
                 if not accepting and not proposing and self.executor.in_flight() == 0:
                     break
                 if not proposing and self.executor.in_flight() == 0 and not self._queue and not self.grid.elites():
+                    if self._seed_failures:
+                        break
                     raise SearchFailed("nothing to evaluate and no elite to build on")
                 for result in await asyncio.to_thread(self.executor.results, 0.2):
                     if isinstance(result, DuelResult):
@@ -206,11 +214,12 @@ class Search:
             for task in proposing:
                 task.cancel()
             self.archive.add_spend(run_id, seconds=time.monotonic() - last_spend)
-        if self._seed_failure is not None:
+        if self._seed_failures and not self.grid.elites():
+            failure = "; ".join(self._seed_failures)
             self.progress.status = "failed"
             self.archive.set_run_status(run_id, "failed")
-            self.archive.add_event(run_id, "error", self._seed_failure)
-            raise SearchFailed(self._seed_failure)
+            self.archive.add_event(run_id, "error", failure)
+            raise SearchFailed(failure)
         self.progress.status = "stopped" if self._stop else "finished"
         message = f"{self.progress.evaluated} candidates evaluated"
         if self._exhausted:
@@ -243,7 +252,7 @@ class Search:
                               "fitness": e.fitness, "tflops": e.tflops}
             self._known[pid] = _Known(info.source, info.descriptors, info.generation, evaluation, info.operator,
                                       tuple(info.parents), info.meta, evaluation["fitness"] if evaluation else None,
-                                      info.island)
+                                      info.island, int((info.meta or {}).get("lineage", 0)))
         return self._known[pid]
 
     def _parent(self, pid: int, fitness: float | None) -> Parent:
@@ -256,14 +265,16 @@ class Search:
             island = self._island_turn % self.cfg.islands.count
             self._island_turn += 1
             op = self.rng.choices(list(self.operators.values()), weights=self.weights)[0]
-            elites = select(self.grid, island, op.arity, self.rng, self.cfg.selection)
+            elites = select(self.grid, island, op.arity, self.rng, self.cfg.selection,
+                            same_kind=lambda a, b: self._load(a.program_id).lineage == self._load(b.program_id).lineage)
             if len(elites) < op.arity:
                 continue
             parents = [self._parent(e.program_id, e.fitness) for e in elites]
             extra = [self._parent(e.program_id, e.fitness)
                      for e in inspirations(self.grid, elites, self.cfg.selection.inspirations, self.rng)]
+            lineage = self._load(elites[0].program_id).lineage
             leaders = [Leader(shape, ms, self._parent(pid, self._load(pid).fitness))
-                       for ms, pid, shape in self._leaders.values()]
+                       for (line, _), (ms, pid, shape) in self._leaders.items() if line == lineage]
             proposal = await op.propose(Context(parents, extra, self.rng, self.cfg.task, leaders))
             if proposal is None:
                 continue
@@ -271,12 +282,13 @@ class Search:
             generation = 1 + max(self._load(p).generation for p in proposal.parents)
             pid, created = self.archive.add_program(
                 run_id, proposal.source, parents=proposal.parents, operator=proposal.operator,
-                generation=generation, island=island, descriptors=descriptors, meta=proposal.meta)
+                generation=generation, island=island, descriptors=descriptors,
+                meta={**proposal.meta, "lineage": lineage})
             if not created:
                 self.progress.duplicates += 1
                 continue
             self._known[pid] = _Known(proposal.source, descriptors, generation, None, proposal.operator,
-                                      tuple(proposal.parents), proposal.meta)
+                                      tuple(proposal.parents), proposal.meta, lineage=lineage)
             gate = check_source(proposal.source)
             if not gate.ok:  # judged here, on the CPU: no GPU slot spent on it
                 self._record(run_id, Result(Job(pid, proposal.source, descriptors, island),
@@ -313,8 +325,8 @@ class Search:
         if verdict.passed and verdict.fitness is not None:
             p.passed += 1
             self._lead(pid, verdict)
-            if self._load(pid).generation == 0:
-                for island in range(self.cfg.islands.count):
+            if self._load(pid).generation == 0:  # a seed starts the islands of its lineage
+                for island in range(self._load(pid).lineage, self.cfg.islands.count, self.lineages):
                     self._admit(run_id, pid, island, verdict.fitness, job.descriptors)
                 self._feedback(pid, verdict, verdict.fitness)
             elif (rival := self._rival(job.island, verdict.fitness, job.descriptors)) is not None:
@@ -329,9 +341,10 @@ class Search:
         else:
             self._feedback(pid, verdict, None)
             p.failed += 1
-            if self._load(pid).generation == 0 and not self.grid.elites():
-                self._seed_failure = (f"the seed kernel did not pass its checks ({verdict.outcome.value} at the "
-                                      f"{verdict.stage.value} stage): {verdict.reason}")
+            if self._load(pid).generation == 0:
+                which = "" if self.lineages == 1 else f" {self.cfg.seed_kernel[self._load(pid).lineage]}"
+                self._seed_failures.append(f"the seed kernel{which} did not pass its checks ({verdict.outcome.value} "
+                                           f"at the {verdict.stage.value} stage): {verdict.reason}")
         if p.evaluated % self.cfg.generation_size == 0:
             s = self.grid.stats()
             self.archive.add_generation_stats(run_id, p.evaluated // self.cfg.generation_size, evaluated=p.evaluated,
@@ -341,10 +354,11 @@ class Search:
             self._migrate(run_id)
 
     def _lead(self, pid: int, verdict: Verdict) -> None:
+        lineage = self._load(pid).lineage
         for t in verdict.timings:
-            label = shape_label(t.shape)
-            if label not in self._leaders or t.ms < self._leaders[label][0]:
-                self._leaders[label] = (t.ms, pid, t.shape)
+            key = (lineage, shape_label(t.shape))
+            if key not in self._leaders or t.ms < self._leaders[key][0]:
+                self._leaders[key] = (t.ms, pid, t.shape)
 
     def _rival(self, island: int, fitness: float, descriptors: dict[str, float]) -> Elite | None:
         """The elite a candidate of this fitness would displace: the run's best if it beats it,

@@ -5,19 +5,25 @@ best keep being developed."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 from evolve.config import Selection
 from evolve.grid import Elite, KernelGrid
 
 
-def select(grid: KernelGrid, island: int, k: int, rng: random.Random, cfg: Selection) -> list[Elite]:
+def select(grid: KernelGrid, island: int, k: int, rng: random.Random, cfg: Selection,
+           same_kind: Callable[[Elite, Elite], bool] = lambda a, b: True) -> list[Elite]:
     """``k`` distinct elites when there are that many (else repeats), from ``island`` if it has
-    any elite, otherwise from the whole grid. Empty when the grid is."""
+    any elite, otherwise from the whole grid; after the first, only elites of the first's kind
+    (``same_kind``: its lineage, so that crossover pairs kernels written alike). Empty when the
+    grid is."""
     pool = grid.elites(island) or grid.elites()
     if not pool:
         return []
     chosen: list[Elite] = []
     for _ in range(k):
+        if chosen:
+            pool = [e for e in pool if same_kind(chosen[0], e)]
         candidates = [e for e in pool if e not in chosen] or pool
         if rng.random() < cfg.explore:
             chosen.append(rng.choice(candidates))

@@ -65,7 +65,7 @@ def test_merge_offers_nothing_when_the_parent_leads_every_shape_it_has_an_entry_
         assert asyncio.run(BUILTIN["merge"]().propose(Context([seed], [], random.Random(i)))) is None
 
 
-class _ByEntry(Executor):
+class ByEntry(Executor):
     """Times each shape at 1 ms, or 0.8 ms where the program's entry for it has num_stages 4; duels
     confirm the candidate 10% faster."""
 
@@ -123,7 +123,7 @@ def test_the_search_shows_operators_each_shapes_fastest_program_and_rebuilds_the
     cfg = validate({"budget": {"candidates": 3}, "simulate": True, "random_seed": 1, "operators": {"mutate": 1.0}})
     with Archive.open(str(tmp_path / "a.db")) as archive:
         op = _Scripted([fast_big, fast_small])
-        search = Search(cfg, archive, _ByEntry(), {"mutate": op})
+        search = Search(cfg, archive, ByEntry(), {"mutate": op})
         run_id = search.open()
         asyncio.run(search.run())
         want = {(c["head_dim"], c["causal"], c["seq"]): 1 for c in CASES}
@@ -134,7 +134,7 @@ def test_the_search_shows_operators_each_shapes_fastest_program_and_rebuilds_the
 
         again = _Scripted([])
         resumed = Search(cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"candidates": 4})}), archive,
-                         _ByEntry(), {"mutate": again}, resume=run_id)
+                         ByEntry(), {"mutate": again}, resume=run_id)
         resumed.open()
         asyncio.run(resumed.run())
         assert again.seen and again.seen[0] == want

@@ -25,7 +25,7 @@ def run(
     db: Annotated[str | None, typer.Option(help="Archive database URL or SQLite file (default: $EVOLVE_DB or ./evolve.db).")] = None,
     ray_address: Annotated[str | None, typer.Option("--ray-address", envvar="RAY_ADDRESS", help="Join this Ray cluster instead of starting a local one.")] = None,
     workers: Annotated[int | None, typer.Option(help="Evaluation workers (default: one per GPU; simulated: one per CPU).")] = None,
-    seed_kernel: Annotated[Path | None, typer.Option(help="The kernel to start from (default: the task's seed).")] = None,
+    seed_kernel: Annotated[list[Path] | None, typer.Option(help="A kernel to start from (default: the task's seed); repeat for several lineages, each starting its own islands.")] = None,
     resume: Annotated[int | None, typer.Option(help="Continue run RUN_ID where it stopped, with its configuration.")] = None,
     config: Annotated[Path | None, typer.Option(help="A TOML file with any RunConfig field (see README).")] = None,
     simulate: Annotated[bool, typer.Option("--simulate", help="No GPU: interpreter correctness checks and a cost model instead of timing; marked simulated in the archive. With evaluation.fixed_eval_s in --config, no interpreter either: each check or duel takes that many seconds.")] = False,
@@ -48,7 +48,7 @@ def run(
 
     _setup_logging(log_file, quiet)
     overrides: dict[str, Any] = {k: v for k, v in {
-        "task": task, "db": db, "ray_address": ray_address, "seed_kernel": seed_kernel,
+        "task": task, "db": db, "ray_address": ray_address, "seed_kernel": seed_kernel or None,
         "random_seed": random_seed}.items() if v is not None}
     if simulate:
         overrides["simulate"] = True
@@ -58,8 +58,8 @@ def run(
         overrides["evaluation"] = {"workers": workers}
     if model:
         overrides["llm"] = {"models": model}
-    if seed_kernel is not None and not seed_kernel.is_file():
-        raise UserError(f"seed kernel {seed_kernel} does not exist")
+    if seed_kernel and resume is not None:
+        raise UserError("--seed-kernel starts a new run: a resumed run keeps the seeds it started from")
 
     url = overrides.get("db")
     if resume is not None:
@@ -71,6 +71,9 @@ def run(
         if "budget" not in overrides and config is None:
             raise UserError("a new run needs a budget: --budget 200, --budget 2h or --budget 200,2h")
         cfg = cfgmod.load(config, overrides)
+        for path in cfg.seed_kernel:
+            if not path.is_file():
+                raise UserError(f"seed kernel {path} does not exist")
     from harness.task import task_names
 
     if cfg.task not in task_names():
