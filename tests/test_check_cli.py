@@ -56,6 +56,6 @@ def test_user_mistakes_are_sentences_with_exit_2(tmp_path: Path) -> None:
 
 def test_bad_config_file_names_the_field(tmp_path: Path) -> None:
     cfg = tmp_path / "run.toml"
-    cfg.write_text("[budget]\ncandidates = 5\n[islands]\ncount = 0\n")
+    cfg.write_text("[budget]\ncandidates = 5\n[islands]\ncount = -1\n")
     r = evolve("run", "--simulate", "--config", str(cfg), "--db", str(tmp_path / "a.db"))
     assert r.returncode == 2 and "islands.count" in r.stderr and "Traceback" not in r.stderr
