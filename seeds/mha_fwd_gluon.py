@@ -412,7 +412,21 @@ def _num_sms(q: torch.Tensor) -> int:
     return torch.cuda.get_device_properties(q.device).multi_processor_count if q.is_cuda else H100_SMS
 
 
+def _require_hopper(device: torch.device) -> None:
+    """A clear refusal instead of a compiler error elsewhere (meta tensors: the sm_90 compile check)."""
+    if device.type == "meta":
+        return
+    if device.type != "cuda":
+        raise ValueError(f"this Gluon kernel runs on a Hopper GPU (sm_90) only, not on {device.type}: "
+                         "Gluon has no interpreter")
+    major, minor = torch.cuda.get_device_capability(device)
+    if (major, minor) != (9, 0):
+        raise ValueError(f"this Gluon kernel runs on a Hopper GPU (sm_90) only (wgmma, TMA): "
+                         f"{torch.cuda.get_device_name(device)} is sm_{major}{minor}")
+
+
 def forward(q, k, v, causal: bool, sm_scale: float) -> torch.Tensor:
+    _require_hopper(q.device)
     B, H, N, D = q.shape
     if D not in (16, 32, 64, 128):
         raise ValueError(f"head_dim {D}: this kernel needs a power of two from 16 to 128")

@@ -31,6 +31,13 @@ def test_seed_passes_with_exit_0_and_a_json_verdict_on_the_last_line() -> None:
     assert 0 < sum(phases[k] for k in ["start", *stages]) <= verdict["duration_s"]
 
 
+def test_the_gluon_seed_says_it_needs_hopper_where_there_is_none() -> None:
+    r = evolve("check", str(SEED.parent / "mha_fwd_gluon.py"), "--json")
+    assert r.returncode == 1
+    verdict = json.loads(r.stdout.strip().splitlines()[-1])
+    assert verdict["stage"] == "compile" and "Hopper GPU (sm_90) only" in verdict["reason"]
+
+
 def test_rejected_candidate_exits_1_with_its_reason(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text(SEED.read_text().replace("acc = acc / l_i[:, None]", "acc = acc / (l_i[:, None] + 1.0)"))
