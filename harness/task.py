@@ -130,4 +130,4 @@ def get_task(name: str) -> Task:
 
 
 def _load_builtin() -> None:
-    from harness.tasks import mha_fwd  # noqa: F401  (registers itself)
+    from harness.tasks import gqa_fwd, mha_fwd  # noqa: F401  (each registers itself)

@@ -1,11 +1,13 @@
-"""FA2-style attention forward for ``mha_fwd``: the seed of every search.
+"""FA2-style attention forward for ``mha_fwd`` and ``gqa_fwd``: the seed of every search.
 
 One program computes BLOCK_M query rows of one (batch, head) with an online softmax over key
 tiles. Causal attention is split into key tiles wholly below the diagonal (no mask, BLOCK_N
 keys each) and the tiles that cross it (masked, BLOCK_N_MASKED keys each); a ragged last tile
 is masked the same way, so any length works. Structural choices (warp specialisation, TMA, the
 order of the work, lazy rescaling, exp2) are constexpr switches stored beside the tile sizes in
-each TUNABLES entry, so search operators flip them just as they move tile sizes.
+each TUNABLES entry, so search operators flip them just as they move tile sizes. With fewer
+k/v heads than query heads (grouped-query attention: Hq = g * Hkv), query head h reads k/v head
+h // g, as SDPA's ``enable_gqa`` does.
 """
 
 import math
@@ -121,7 +123,7 @@ def _attn_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, offs_m, 
 def _attn_block(tile, Q, K, V, Out, qk_scale, rescale_above,
                 stride_qz, stride_qh, stride_qm, stride_kz, stride_kh, stride_kn,
                 stride_vz, stride_vh, stride_vn, stride_oz, stride_oh, stride_om,
-                H, BH, N_CTX, num_m,
+                H, GROUP, BH, N_CTX, num_m,
                 HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                 BLOCK_N_MASKED: tl.constexpr, CAUSAL: tl.constexpr, WARP_SPEC: tl.constexpr, TMA: tl.constexpr,
                 ORDER: tl.constexpr, LAZY_RESCALE: tl.constexpr, EXP2: tl.constexpr):
@@ -136,8 +138,9 @@ def _attn_block(tile, Q, K, V, Out, qk_scale, rescale_above,
     off_z = (off_hz // H).to(tl.int64)
     off_h = (off_hz % H).to(tl.int64)
     q_base = Q + off_z * stride_qz + off_h * stride_qh
-    k_base = K + off_z * stride_kz + off_h * stride_kh
-    v_base = V + off_z * stride_vz + off_h * stride_vh
+    off_kh = off_h // GROUP  # the k/v head its group of query heads shares
+    k_base = K + off_z * stride_kz + off_kh * stride_kh
+    v_base = V + off_z * stride_vz + off_kh * stride_vh
     o_base = Out + off_z * stride_oz + off_h * stride_oh
 
     m0 = start_m * BLOCK_M
@@ -177,7 +180,7 @@ def _attn_block(tile, Q, K, V, Out, qk_scale, rescale_above,
 def _attn_fwd(Q, K, V, Out, qk_scale, rescale_above,
               stride_qz, stride_qh, stride_qm, stride_kz, stride_kh, stride_kn,
               stride_vz, stride_vh, stride_vn, stride_oz, stride_oh, stride_om,
-              H, BH, N_CTX,
+              H, GROUP, BH, N_CTX,
               HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
               BLOCK_N_MASKED: tl.constexpr, CAUSAL: tl.constexpr, WARP_SPEC: tl.constexpr, TMA: tl.constexpr,
               ORDER: tl.constexpr, LAZY_RESCALE: tl.constexpr, EXP2: tl.constexpr):
@@ -186,13 +189,13 @@ def _attn_fwd(Q, K, V, Out, qk_scale, rescale_above,
         for tile in tl.range(tl.program_id(0), num_m * BH, tl.num_programs(0)):
             _attn_block(tile, Q, K, V, Out, qk_scale, rescale_above,
                         stride_qz, stride_qh, stride_qm, stride_kz, stride_kh, stride_kn,
-                        stride_vz, stride_vh, stride_vn, stride_oz, stride_oh, stride_om, H, BH, N_CTX, num_m,
+                        stride_vz, stride_vh, stride_vn, stride_oz, stride_oh, stride_om, H, GROUP, BH, N_CTX, num_m,
                         HEAD_DIM, BLOCK_D, BLOCK_M, BLOCK_N, BLOCK_N_MASKED, CAUSAL, WARP_SPEC, TMA, ORDER,
                         LAZY_RESCALE, EXP2)
     else:
         _attn_block(tl.program_id(0), Q, K, V, Out, qk_scale, rescale_above,
                     stride_qz, stride_qh, stride_qm, stride_kz, stride_kh, stride_kn,
-                    stride_vz, stride_vh, stride_vn, stride_oz, stride_oh, stride_om, H, BH, N_CTX, num_m,
+                    stride_vz, stride_vh, stride_vn, stride_oz, stride_oh, stride_om, H, GROUP, BH, N_CTX, num_m,
                     HEAD_DIM, BLOCK_D, BLOCK_M, BLOCK_N, BLOCK_N_MASKED, CAUSAL, WARP_SPEC, TMA, ORDER,
                     LAZY_RESCALE, EXP2)
 
@@ -240,7 +243,7 @@ def _launch(q, k, v, out, causal: bool, sm_scale: float, cfg: dict[str, int], pr
         q, k, v, out, scale, rescale_above,
         q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
         v.stride(0), v.stride(1), v.stride(2), out.stride(0), out.stride(1), out.stride(2),
-        H, B * H, N,
+        H, H // k.shape[1], B * H, N,
         HEAD_DIM=D, BLOCK_D=max(16, triton.next_power_of_2(D)),
         BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], BLOCK_N_MASKED=cfg["BLOCK_N_MASKED"], CAUSAL=causal,
         WARP_SPEC=bool(cfg["WARP_SPEC"]), TMA=tma, ORDER=cfg["ORDER"], LAZY_RESCALE=bool(cfg["LAZY_RESCALE"]),
@@ -250,6 +253,9 @@ def _launch(q, k, v, out, causal: bool, sm_scale: float, cfg: dict[str, int], pr
 
 def forward(q, k, v, causal: bool, sm_scale: float) -> torch.Tensor:
     B, H, N, D = q.shape
+    if k.shape != v.shape or k.shape[0] != B or k.shape[2:] != (N, D) or k.shape[1] == 0 or H % k.shape[1]:
+        raise ValueError(f"k and v must be (B, Hkv, N, D) with Hq a multiple of Hkv: q {tuple(q.shape)}, "
+                         f"k {tuple(k.shape)}, v {tuple(v.shape)}")
     q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))  # the kernel steps d by 1
     cfg = _config(D, causal, N)
     out = torch.empty_like(q)

@@ -74,27 +74,29 @@ def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
     return out
 
 
-def _sdpa(backend_name: str) -> Callable[[list[torch.Tensor], dict[str, Any]], torch.Tensor]:
+def sdpa(backend_name: str, gqa: bool = False) -> Callable[[list[torch.Tensor], dict[str, Any]], torch.Tensor]:
+    """One of SDPA's backends as a baseline (``gqa``: k and v may have fewer heads than q)."""
     def run(inputs: list[torch.Tensor], c: dict[str, Any]) -> torch.Tensor:
         from torch.nn.attention import SDPBackend, sdpa_kernel
 
         q, k, v = inputs
         with sdpa_kernel([getattr(SDPBackend, backend_name)]):
             return torch.nn.functional.scaled_dot_product_attention(
-                q, k, v, is_causal=c["causal"], scale=sm_scale_of(c)
+                q, k, v, is_causal=c["causal"], scale=sm_scale_of(c), enable_gqa=gqa
             )
 
     return run
 
 
-def _default_backend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float) -> str:
+def default_backend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float,
+                    gqa: bool = False) -> str:
     """Which of SDPA's backends plain ``F.scaled_dot_product_attention`` picks for these inputs."""
     from torch.nn.attention import SDPBackend
 
     try:
-        choice = torch._fused_sdp_choice(q, k, v, None, 0.0, causal, scale=scale)
+        choice = torch._fused_sdp_choice(q, k, v, None, 0.0, causal, scale=scale, enable_gqa=gqa)
         return SDPBackend(choice).name.lower().removesuffix("_attention")
-    except (AttributeError, RuntimeError, ValueError):  # a private helper: name it only where torch tells
+    except (AttributeError, RuntimeError, TypeError, ValueError):  # a private helper: name it only where torch tells
         return "backend unknown"
 
 
@@ -217,13 +219,13 @@ class MhaForward(Task):
         return out
 
     def baselines(self) -> dict[str, Callable[[list[torch.Tensor], dict[str, Any]], torch.Tensor]]:
-        return {"sdpa_flash": _sdpa("FLASH_ATTENTION"), "sdpa_cudnn": _sdpa("CUDNN_ATTENTION"),
-                "sdpa_efficient": _sdpa("EFFICIENT_ATTENTION")}
+        return {"sdpa_flash": sdpa("FLASH_ATTENTION"), "sdpa_cudnn": sdpa("CUDNN_ATTENTION"),
+                "sdpa_efficient": sdpa("EFFICIENT_ATTENTION")}
 
     def default_baseline(self, inputs: list[torch.Tensor], c: dict[str, Any]) -> tuple[str, Callable[[], Any]]:
         q, k, v = inputs
         causal, scale = bool(c["causal"]), sm_scale_of(c)
-        return f"sdpa default ({_default_backend(q, k, v, causal, scale)})", lambda: (
+        return f"sdpa default ({default_backend(q, k, v, causal, scale)})", lambda: (
             torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale))
 
     def seed_path(self) -> Path:
