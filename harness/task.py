@@ -7,6 +7,8 @@ same inputs again and compute the reference. Cases cross the process boundary as
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -109,6 +111,10 @@ class Task(ABC):
 
 
 _REGISTRY: dict[str, type[Task]] = {}
+# Tasks of other packages: entry points of this group naming a module that registers its tasks,
+# or a Task subclass (``[project.entry-points."evolve.tasks"] my_task = "my_pkg.tasks"``).
+PLUGIN_GROUP = "evolve.tasks"
+_PLUGIN_ERRORS: dict[str, str] = {}  # entry point -> why it did not load
 
 
 def register(cls: type[Task]) -> type[Task]:
@@ -117,17 +123,35 @@ def register(cls: type[Task]) -> type[Task]:
 
 
 def task_names() -> list[str]:
-    _load_builtin()
+    _load_tasks()
     return sorted(_REGISTRY)
 
 
+def unknown_task(name: str) -> str | None:
+    """Why ``name`` names no task (with the plug-ins that failed to load), or None if it does."""
+    _load_tasks()
+    if name in _REGISTRY:
+        return None
+    broken = "".join(f"; plug-in {ep} did not load: {why}" for ep, why in sorted(_PLUGIN_ERRORS.items()))
+    return f"unknown task {name!r}; known tasks: {', '.join(sorted(_REGISTRY))}{broken}"
+
+
 def get_task(name: str) -> Task:
-    _load_builtin()
-    try:
-        return _REGISTRY[name]()
-    except KeyError:
-        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(sorted(_REGISTRY))}") from None
+    problem = unknown_task(name)
+    if problem is not None:
+        raise KeyError(problem)
+    return _REGISTRY[name]()
 
 
-def _load_builtin() -> None:
+@functools.cache
+def _load_tasks() -> None:
     from harness.tasks import gqa_fwd, mha_fwd  # noqa: F401  (each registers itself)
+
+    for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+        try:
+            loaded = ep.load()
+        except Exception as e:  # a broken plug-in must not take the built-in tasks down with it
+            _PLUGIN_ERRORS[ep.name] = f"{type(e).__name__}: {e}"
+            continue
+        if isinstance(loaded, type) and issubclass(loaded, Task):
+            register(loaded)

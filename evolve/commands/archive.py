@@ -157,10 +157,10 @@ def import_(
     except (IsADirectoryError, UnicodeDecodeError):
         raise ArchiveError(f"{file} is not a text file") from None
     if run is None:
-        from harness.task import task_names
+        from harness.task import unknown_task
 
-        if task not in task_names():
-            raise ArchiveError(f"unknown task {task!r}; known tasks: {', '.join(task_names())}")
+        if (problem := unknown_task(task)) is not None:
+            raise ArchiveError(problem)
     # Importing into a new run is how a new archive may start; no other command creates one.
     with Archive.open(db, create=run is None) as archive:
         run_created = run is None

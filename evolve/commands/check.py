@@ -29,10 +29,10 @@ def check(
     1 rejected, 2 usage error.
     """
     from harness.checker import Checker, CheckOptions
-    from harness.task import task_names
+    from harness.task import unknown_task
 
-    if task not in task_names():
-        raise UserError(f"unknown task {task!r}; known tasks: {', '.join(task_names())}")
+    if (problem := unknown_task(task)) is not None:
+        raise UserError(problem)
     try:
         source = file.read_text()
     except (OSError, UnicodeDecodeError) as e:

@@ -74,10 +74,10 @@ def run(
         for path in cfg.seed_kernel:
             if not path.is_file():
                 raise UserError(f"seed kernel {path} does not exist")
-    from harness.task import task_names
+    from harness.task import unknown_task
 
-    if cfg.task not in task_names():
-        raise UserError(f"unknown task {cfg.task!r}; known tasks: {', '.join(task_names())}")
+    if (problem := unknown_task(cfg.task)) is not None:
+        raise UserError(problem)
 
     archive = Archive.open(cfg.db)
     executor = None
