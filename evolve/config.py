@@ -45,12 +45,15 @@ class Selection(_Strict):
 
 class Evaluation(_Strict):
     workers: int | None = Field(default=None, ge=1, description="evaluation workers; default: one per GPU")
-    per_worker: int | None = Field(default=None, ge=1, description="candidates checked at once per worker")
+    # 12 at once kept an H200 with 16 cores at 564 checks per hour, its CPUs 37% busy
+    # (benchmarks/results/check-speed-concurrent-h200.md); simulated workers take one at a time.
+    per_worker: int | None = Field(default=None, ge=1, description="candidates checked at once per worker "
+                                   "(default: 12 on a GPU, 1 simulated)")
     gpu_model: str | None = Field(default=None, description="Ray accelerator type to run on (e.g. H100); "
                                   "default: the one with most GPUs in the cluster, then fixed for the run")
     check_timeout_s: float = Field(default=600, gt=0)
-    rep_ms: float = Field(default=100, gt=0, description="per shape, milliseconds of candidate and baseline "
-                          "time each to sample, interleaved")
+    rep_ms: float = Field(default=50, gt=0, description="per shape, milliseconds of candidate and baseline "
+                          "time each to sample, interleaved (duels decide what a check's noise cannot)")
     fixed_eval_s: float | None = Field(default=None, gt=0, description="simulated runs only: each job (check "
                                        "or duel) sleeps this many seconds; checks pass with the cost model's "
                                        "timings, no interpreter (the controller at scale without GPUs)")

@@ -142,7 +142,7 @@ class RayExecutor(Executor):
             default_workers = gpus[self.gpu_model]
         self.simulate = simulate
         self._mode = "simulated" if simulate else "gpu"
-        self._per_worker = per_worker or (1 if simulate else 4)
+        self._per_worker = per_worker or (1 if simulate else 12)
         self._timeout = job_timeout_s
         if fixed_eval_s is not None:
             from evolve.fixed_worker import FixedTimeWorker, modelled_cases
