@@ -67,6 +67,9 @@ class RunConfig(_Strict):
     # The kernels a new run starts from (default: the task's seed), one lineage each: seed i
     # starts islands i, i + n, i + 2n, ... of n seeds, and crossover pairs kernels of one lineage.
     seed_kernel: list[Path] = Field(default_factory=list)
+    # The run's own benchmark (e.g. a model's heads, kv heads, head_dim, lengths and batch):
+    # fitness is measured on these shapes instead of the task's; each is checked by the task.
+    shapes: list[dict[str, Any]] = Field(default_factory=list)
     simulate: bool = False
     random_seed: int | None = None
     generation_size: int = Field(default=16, ge=1, description="evaluations per statistics row")
@@ -95,6 +98,21 @@ class RunConfig(_Strict):
     @classmethod
     def _one_or_more(cls, v: Any) -> Any:
         return [] if v is None else [v] if isinstance(v, (str, Path)) else v
+
+    @model_validator(mode="after")
+    def _shapes_of_the_task(self) -> RunConfig:
+        if not self.shapes:
+            return self
+        from harness.task import get_task, unknown_task
+
+        if unknown_task(self.task) is None:  # an unknown task is said where it is used
+            task = get_task(self.task)
+            for i, shape in enumerate(self.shapes):
+                try:
+                    task.benchmark_case(shape)
+                except ValueError as e:
+                    raise ValueError(f"shape {i + 1} {shape}: {e}") from None
+        return self
 
     @model_validator(mode="after")
     def _an_island_per_seed(self) -> RunConfig:
@@ -138,6 +156,22 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     for k, v in over.items():
         out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
+
+
+def load_shapes(path: Path) -> list[dict[str, Any]]:
+    """A ``--shapes`` file: TOML whose ``[[shapes]]`` tables are the run's benchmark shapes."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"shapes file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"shapes file {path} is not valid TOML: {e}") from None
+    shapes = data.get("shapes")
+    if set(data) != {"shapes"} or not isinstance(shapes, list) or not shapes:
+        raise UserError(f"shapes file {path} must hold [[shapes]] tables only, e.g.\n"
+                        "  [[shapes]]\n  batch = 2\n  heads = 32\n  kv_heads = 8\n  seq = 8192\n"
+                        "  head_dim = 128\n  causal = true")
+    return shapes
 
 
 def load(path: Path | None, overrides: dict[str, Any], base: dict[str, Any] | None = None,

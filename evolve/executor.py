@@ -149,7 +149,7 @@ class RayExecutor(Executor):
 
             need["num_cpus"] = 0  # it only sleeps: sixteen of them fit a two-core cluster
             self._remote = ray.remote(**need)(FixedTimeWorker)
-            self._args: tuple[Any, ...] = (modelled_cases(task), fixed_eval_s)
+            self._args: tuple[Any, ...] = (modelled_cases(task, check_options.get("shapes")), fixed_eval_s)
         else:
             self._remote = ray.remote(**need)(_worker_class())
             self._args = (task, simulate, check_options)

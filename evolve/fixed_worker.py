@@ -19,11 +19,12 @@ from harness.verdict import Outcome, Stage, Verdict
 Cases = list[tuple[dict[str, Any], float, str]]  # (benchmark case, its FLOPs, its label)
 
 
-def modelled_cases(task: str) -> Cases:
-    """What the cost model needs of ``task``, computed on the controller (loading a task imports torch)."""
+def modelled_cases(task: str, shapes: list[dict[str, Any]] | None = None) -> Cases:
+    """What the cost model needs of ``task`` (measured on ``shapes`` where given), computed on the
+    controller (loading a task imports torch)."""
     from harness.task import get_task
 
-    t = get_task(task)
+    t = get_task(task, shapes)
     return [(case, t.flops(case), t.label(case)) for case in t.benchmark_cases()]
 
 

@@ -87,7 +87,7 @@ class Search:
         self.weights = [cfg.operators[name] for name in self.operators]
         self.rng = random.Random(cfg.random_seed)
         self.grid = KernelGrid(cfg.islands.count, seed=cfg.random_seed)
-        self.task = get_task(cfg.task)
+        self.task = get_task(cfg.task, cfg.shapes)
         self.on_progress = on_progress or (lambda p: None)
         self._resume = resume
         self._known: dict[int, _Known] = {}

@@ -45,6 +45,7 @@ class CheckOptions:
     judge_cache: Path | None = None  # where judges keep Triton's launchers (default: the user cache)
     limits: Limits = Limits()
     seed: int | None = None
+    shapes: list[dict[str, Any]] | None = None  # a run's own benchmark shapes (Task.with_shapes)
     # The last stage to run (e.g. Stage.COMPILE: static gate, compile and smoke only, the cheap
     # check an LLM's repair loop runs locally); a candidate that gets there passes "so far".
     stop_after: Stage | None = None
@@ -75,8 +76,8 @@ class Checker:
 
     def __init__(self, task: Task | str = "mha_fwd", options: CheckOptions | None = None,
                  platform: Platform | None = None) -> None:
-        self.task = get_task(task) if isinstance(task, str) else task
         self.opt = options or CheckOptions()
+        self.task = get_task(task, self.opt.shapes) if isinstance(task, str) else task
         self.platform = platform or detect()
         self.gpu = GpuLock()
 

@@ -7,6 +7,7 @@ same inputs again and compute the reference. Cases cross the process boundary as
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.metadata
 from abc import ABC, abstractmethod
@@ -93,8 +94,28 @@ class Task(ABC):
         """Trials whose inputs push a naive kernel into overflow."""
 
     @abstractmethod
+    def default_benchmark(self) -> list[dict[str, Any]]:
+        """The shapes fitness is measured on unless a run names its own (``with_shapes``)."""
+
+    def benchmark_case(self, shape: dict[str, Any]) -> dict[str, Any]:
+        """A user's benchmark shape (e.g. a model's heads and lengths) as a case of this task;
+        ValueError, with a sentence, for a shape it cannot take."""
+        raise ValueError(f"task {self.name} takes no shapes of a user's")
+
+    _shapes: list[dict[str, Any]] | None = None
+
     def benchmark_cases(self) -> list[dict[str, Any]]:
-        """The shapes fitness is measured on (GPU only)."""
+        """The shapes fitness is measured on (GPU only): the run's own, else the default."""
+        return [dict(c) for c in self._shapes] if self._shapes is not None else self.default_benchmark()
+
+    def with_shapes(self, shapes: list[dict[str, Any]]) -> Task:
+        """This task, measured on ``shapes`` (each validated by ``benchmark_case``)."""
+        cases = [self.benchmark_case(s) for s in shapes]
+        if not cases:
+            raise ValueError("a run's own benchmark needs at least one shape")
+        task = copy.copy(self)
+        task._shapes = cases
+        return task
 
     @abstractmethod
     def baselines(self) -> dict[str, Callable[[list[torch.Tensor], dict[str, Any]], torch.Tensor]]:
@@ -136,11 +157,13 @@ def unknown_task(name: str) -> str | None:
     return f"unknown task {name!r}; known tasks: {', '.join(sorted(_REGISTRY))}{broken}"
 
 
-def get_task(name: str) -> Task:
+def get_task(name: str, shapes: list[dict[str, Any]] | None = None) -> Task:
+    """The task ``name``, measured on ``shapes`` where given (a run's own benchmark)."""
     problem = unknown_task(name)
     if problem is not None:
         raise KeyError(problem)
-    return _REGISTRY[name]()
+    task = _REGISTRY[name]()
+    return task.with_shapes(shapes) if shapes else task
 
 
 @functools.cache

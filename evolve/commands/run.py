@@ -26,6 +26,7 @@ def run(
     ray_address: Annotated[str | None, typer.Option("--ray-address", envvar="RAY_ADDRESS", help="Join this Ray cluster instead of starting a local one.")] = None,
     workers: Annotated[int | None, typer.Option(help="Evaluation workers (default: one per GPU; simulated: one per CPU).")] = None,
     seed_kernel: Annotated[list[Path] | None, typer.Option(help="A kernel to start from (default: the task's seed); repeat for several lineages, each starting its own islands.")] = None,
+    shapes: Annotated[Path | None, typer.Option(help="A TOML file of [[shapes]] tables (batch, heads, seq, head_dim, causal; kv_heads for gqa_fwd): fitness is measured on these instead of the task's benchmark.")] = None,
     resume: Annotated[int | None, typer.Option(help="Continue run RUN_ID where it stopped, with its configuration.")] = None,
     config: Annotated[Path | None, typer.Option(help="A TOML file with any RunConfig field (see README).")] = None,
     simulate: Annotated[bool, typer.Option("--simulate", help="No GPU: interpreter correctness checks and a cost model instead of timing; marked simulated in the archive. With evaluation.fixed_eval_s in --config, no interpreter either: each check or duel takes that many seconds.")] = False,
@@ -58,6 +59,10 @@ def run(
         overrides["evaluation"] = {"workers": workers}
     if model:
         overrides["llm"] = {"models": model}
+    if shapes is not None:
+        if resume is not None:
+            raise UserError("--shapes starts a new run: a resumed run keeps the shapes it measured")
+        overrides["shapes"] = cfgmod.load_shapes(shapes)
     if seed_kernel and resume is not None:
         raise UserError("--seed-kernel starts a new run: a resumed run keeps the seeds it started from")
 
@@ -86,7 +91,8 @@ def run(
         executor = RayExecutor(
             cfg.task, simulate=cfg.simulate, workers=cfg.evaluation.workers, per_worker=cfg.evaluation.per_worker,
             ray_address=cfg.ray_address, job_timeout_s=cfg.evaluation.check_timeout_s + 120,
-            check_options={"total_timeout_s": cfg.evaluation.check_timeout_s, "rep_ms": cfg.evaluation.rep_ms},
+            check_options={"total_timeout_s": cfg.evaluation.check_timeout_s, "rep_ms": cfg.evaluation.rep_ms,
+                           "shapes": cfg.shapes or None},
             gpu_model=cfg.evaluation.gpu_model, fixed_eval_s=cfg.evaluation.fixed_eval_s)
         cfg.evaluation.gpu_model = executor.gpu_model  # stored with the run: a resume keeps to it
         operators, cfg, llm = build_operators(cfg, archive, lambda m: console.print(m, markup=False))

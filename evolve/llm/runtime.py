@@ -43,7 +43,7 @@ class LlmRuntime:
     def __init__(self, cfg: Any, archive: Archive, endpoint: Endpoint) -> None:
         s = cfg.llm
         self.settings, self.archive = s, archive
-        self.task = get_task(cfg.task)
+        self.task = get_task(cfg.task, cfg.shapes)
         self.prompts = Prompts(self.task, s.knowledge, peak_tflops=s.peak_tflops)
         self.views = Views(archive, self.task, peak_tflops=s.peak_tflops)
         self.prices = PriceTable(s.prices)

@@ -82,7 +82,15 @@ class GqaForward(MhaForward):
         cases = [gqa_case(1, 4, 1, n, 64, causal, dtype, qk_scale=12.0) for causal in (False, True)]
         return [Trial(self.label(c), c) for c in cases]
 
-    def benchmark_cases(self) -> list[dict[str, Any]]:
+    SHAPE_FIELDS = (*MhaForward.SHAPE_FIELDS, "kv_heads")
+
+    def benchmark_case(self, shape: dict[str, Any]) -> dict[str, Any]:
+        c = super().benchmark_case(shape)
+        if c["heads"] % c["kv_heads"]:
+            raise ValueError(f"heads {c['heads']} is not a multiple of kv_heads {c['kv_heads']}")
+        return c
+
+    def default_benchmark(self) -> list[dict[str, Any]]:
         h, kv = BENCHMARK_HEADS
         return [gqa_case(16384 // n, h, kv, n, d, causal, "bfloat16")
                 for d in (64, 128) for n in (1024, 4096, 16384) for causal in (False, True)]

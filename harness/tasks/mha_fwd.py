@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -210,13 +210,37 @@ class MhaForward(Task):
         ]
         return [Trial(self.label(c), c) for c in cases]
 
-    def benchmark_cases(self) -> list[dict[str, Any]]:
+    def default_benchmark(self) -> list[dict[str, Any]]:
         out = []
         for d in (64, 128):
             for n in (1024, 4096, 16384):
                 for causal in (False, True):
                     out.append(case(16384 // n, 2048 // d, n, d, causal, "bfloat16"))
         return out
+
+    SHAPE_FIELDS: ClassVar[tuple[str, ...]] = ("batch", "heads", "seq", "head_dim", "causal", "dtype")
+
+    def benchmark_case(self, shape: dict[str, Any]) -> dict[str, Any]:
+        fields = ", ".join(self.SHAPE_FIELDS)
+        unknown = sorted(set(shape) - set(self.SHAPE_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(unknown)}; a shape has {fields} (dtype: bfloat16)")
+        missing = [k for k in self.SHAPE_FIELDS if k not in shape and k != "dtype"]
+        if missing:
+            raise ValueError(f"missing field(s) {', '.join(missing)}; a shape has {fields}")
+        for k in self.SHAPE_FIELDS:
+            if k in ("causal", "dtype") or k not in shape:
+                continue
+            if type(shape[k]) is not int or shape[k] < 1:
+                raise ValueError(f"{k} must be a positive integer, not {shape[k]!r}")
+        if not 1 <= shape["head_dim"] <= 256:
+            raise ValueError(f"head_dim {shape['head_dim']} is outside 1-256")
+        if type(shape["causal"]) is not bool:
+            raise ValueError(f"causal must be true or false, not {shape['causal']!r}")
+        dtype = shape.get("dtype", "bfloat16")
+        if dtype not in ("bfloat16", "float16"):
+            raise ValueError(f"dtype {dtype!r}: bfloat16 or float16")
+        return case(**{**shape, "dtype": dtype})
 
     def baselines(self) -> dict[str, Callable[[list[torch.Tensor], dict[str, Any]], torch.Tensor]]:
         return {"sdpa_flash": sdpa("FLASH_ATTENTION"), "sdpa_cudnn": sdpa("CUDNN_ATTENTION"),
