@@ -158,14 +158,18 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{what} {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{what} {path} is not valid TOML: {e}") from None
+
+
 def load_shapes(path: Path) -> list[dict[str, Any]]:
     """A ``--shapes`` file: TOML whose ``[[shapes]]`` tables are the run's benchmark shapes."""
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"shapes file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"shapes file {path} is not valid TOML: {e}") from None
+    data = _read_toml(path, "shapes file")
     shapes = data.get("shapes")
     if set(data) != {"shapes"} or not isinstance(shapes, list) or not shapes:
         raise UserError(f"shapes file {path} must hold [[shapes]] tables only, e.g.\n"
@@ -177,14 +181,7 @@ def load_shapes(path: Path) -> list[dict[str, Any]]:
 def load(path: Path | None, overrides: dict[str, Any], base: dict[str, Any] | None = None,
          source: str | None = None) -> RunConfig:
     """``base`` (a resumed run's stored configuration), then the TOML file, then ``overrides``."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise UserError(f"config file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as e:
-            raise UserError(f"config file {path} is not valid TOML: {e}") from None
+    data = _read_toml(path, "config file") if path is not None else {}
     return validate(_merge(base or {}, _merge(data, overrides)), source=source or (str(path) if path else "options"))
 
 
