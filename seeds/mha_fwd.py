@@ -202,7 +202,7 @@ def _attn_fwd(Q, K, V, Out, qk_scale, rescale_above,
 
 def _config(head_dim: int, causal: bool, seq: int) -> dict[str, int]:
     """The TUNABLES entry for a call; lengths between buckets go to the measured length nearest on
-    a log scale, i.e. to the longer one once seq² ≥ shorter · longer (evolve/export/buckets.py)."""
+    a log scale, i.e. to the longer one once seq² ≥ shorter · longer (evolve/buckets.py)."""
     served = [d for d in sorted({d for d, _, _ in TUNABLES}) if head_dim <= d]
     if not served:
         raise ValueError(f"head_dim {head_dim} is larger than this kernel supports ({max(TUNABLES)[0]})")

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from evolve import tunables
-from evolve.export.buckets import length_buckets
+from evolve.buckets import length_buckets
 from harness.tasks.mha_fwd import MhaForward, naive_attention
 
 from .conftest import SEED

@@ -17,6 +17,8 @@ from evolve.search import Search
 from harness.task import get_task
 from harness.verdict import Outcome, Stage, Timing, Verdict
 
+from .conftest import SEED
+
 CASES = get_task("mha_fwd").benchmark_cases()
 BIG = next(c for c in CASES if (c["head_dim"], c["causal"], c["seq"]) == (128, False, 16384))
 SMALL = next(c for c in CASES if (c["head_dim"], c["causal"], c["seq"]) == (64, False, 1024))
@@ -55,10 +57,22 @@ def test_merge_takes_each_shapes_entry_whole_from_the_program_fastest_on_it(seed
     assert any(len({e for e in before if _entries(p.source)[e] != before[e]}) == 1 for p in children)
 
 
+def test_a_shape_is_served_by_the_entry_the_seed_would_pick_for_it() -> None:
+    from evolve.operators.tunable_ops import entry_for
+
+    names = list(tunables.entries(tunables.find(SEED.read_text())))
+    assert entry_for(names, BIG) == "128,full,16384"
+    assert entry_for(names, {**BIG, "seq": 8192, "causal": True}) == "128,causal,16384"  # bucket 8192+
+    assert entry_for(names, {**BIG, "seq": 2047, "head_dim": 96}) == "128,full,1024"  # 1-2047, D 96 -> 128
+    assert entry_for(names, {**BIG, "seq": 2048, "head_dim": 32}) == "64,full,4096"
+    assert entry_for(names, {**BIG, "head_dim": 256}) is None
+    assert entry_for(["128", "64"], BIG) is None  # a table by head_dim only names no such entries
+
+
 def test_merge_offers_nothing_when_the_parent_leads_every_shape_it_has_an_entry_for(seed_source: str) -> None:
     seed = Parent(1, seed_source, 0.8)
     other = Parent(2, _with(seed_source, "64,full,1024", num_stages=4), 0.7)
-    unserved = {**SMALL, "head_dim": 96}  # no entry of the seed's table sits on it
+    unserved = {**SMALL, "head_dim": 256}  # wider than any entry of the seed's table
     leaders = [Leader(c, 1.0, seed) for c in CASES] + [Leader(unserved, 0.5, other)]
     for i in range(10):
         assert asyncio.run(BUILTIN["merge"]().propose(Context([seed], [], random.Random(i), leaders=leaders))) is None

@@ -21,8 +21,8 @@ from typing import Any
 
 import jinja2
 
+from evolve.buckets import RULE
 from evolve.errors import UserError
-from evolve.export.buckets import RULE
 from evolve.export.choice import CHOICE_RULE, ROUTE_RULE
 from evolve.export.devices import compute_capability
 from evolve.export.table import DispatchTable

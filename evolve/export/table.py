@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from evolve.export.buckets import Bucket, length_buckets
+from evolve.buckets import Bucket, length_buckets
 from evolve.export.choice import Route, route
 from evolve.export.retime import Retiming
 from evolve.export.winners import Figures, Kernel, Measurement

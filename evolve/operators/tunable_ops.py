@@ -14,6 +14,7 @@ import random
 from typing import Any
 
 from evolve import feasibility, tunables
+from evolve.buckets import length_buckets
 from evolve.operators.base import Context, Operator, Proposal
 
 ATTEMPTS = 50  # draws before an operator gives up on finding a feasible change
@@ -113,19 +114,28 @@ class TunableCrossover(Operator):
         return _proposal(self.name, a.source, changes, [a.program_id, b.program_id])
 
 
-def serves(entry: str, shape: dict[str, Any]) -> bool:
-    """Whether the entry named ``entry`` is the one a seed's table picks for ``shape``: entries
-    are named "head_dim,mode,length" with mode "causal" or "full", and each benchmark shape sits
-    exactly on one (other names serve no shape here)."""
-    parts = entry.split(",")
-    return len(parts) == 3 and parts == [str(shape.get("head_dim")), "causal" if shape.get("causal") else "full",
-                                         str(shape.get("seq"))]
+def entry_for(names: list[str], shape: dict[str, Any]) -> str | None:
+    """The entry of a seed's table that serves ``shape``, by the seeds' own rule: entries are named
+    "head_dim,mode,length" (mode "causal" or "full"); the smallest head_dim at least the shape's,
+    its mode, and the length whose bucket holds its seq (evolve/buckets.py). None where no
+    entry is named that way or none is wide enough."""
+    rows = [(int(p[0]), p[1], int(p[2])) for p in (n.split(",") for n in names)
+            if len(p) == 3 and p[0].isdigit() and p[2].isdigit()]
+    mode = "causal" if shape.get("causal") else "full"
+    dims = sorted({d for d, m, _ in rows if m == mode and d >= shape.get("head_dim", 0)})
+    if not dims:
+        return None
+    seq = shape.get("seq", 1)
+    bucket = next(b for b in length_buckets([n for d, m, n in rows if (d, m) == (dims[0], mode)])
+                  if seq >= b.min_seq and (b.max_seq is None or seq <= b.max_seq))
+    return f"{dims[0]},{mode},{bucket.measured_seq}"
 
 
 class ShapeMerge(Operator):
     """The parent with the entry of each benchmark shape taken whole from that shape's leader
     (the run's fastest program on it, see ``Context.leaders``): per-shape gains found in
-    different programs, put together in one kernel. Half the time every leader's entry, else
+    different programs, put together in one kernel (where shapes share an entry, the last
+    leader's is taken). Half the time every leader's entry, else
     each with even odds, so a leader that only won by noise need not spoil every child. An
     entry copied whole compiled in its leader; it is still checked for feasibility."""
 
@@ -140,7 +150,7 @@ class ShapeMerge(Operator):
         for leader in ctx.leaders:
             if leader.program.program_id == parent.program_id:
                 continue
-            name = next((n for n in mine if serves(n, leader.shape)), None)
+            name = entry_for(list(mine), leader.shape)
             if name is None:
                 continue
             theirs = tunables.entries(tunables.find(leader.program.source)).get(name, {})
