@@ -147,13 +147,17 @@ class ShapeMerge(Operator):
         take_all = ctx.rng.random() < 0.5
         changes: dict[tunables.Tunable, int] = {}
         donors: set[int] = set()
+        tables: dict[int, dict[str, Entry]] = {}  # by leader: one program often leads several shapes
         for leader in ctx.leaders:
             if leader.program.program_id == parent.program_id:
                 continue
             name = entry_for(list(mine), leader.shape)
             if name is None:
                 continue
-            theirs = tunables.entries(tunables.find(leader.program.source)).get(name, {})
+            pid = leader.program.program_id
+            if pid not in tables:
+                tables[pid] = tunables.entries(tunables.find(leader.program.source))
+            theirs = tables[pid].get(name, {})
             mix = {t: theirs[n].value for n, t in mine[name].items() if n in theirs and theirs[n].value != t.value}
             if mix and (take_all or ctx.rng.random() < 0.5) and _feasible(name, mine[name], mix):
                 changes.update(mix)
