@@ -92,11 +92,11 @@ models = ["fake-small=2", "fake-large"]
 timeout_s = 60
 max_retries = 2
 [llm.prices.fake-small]
-input = 30.0
-output = 90.0
+input = 10.0
+output = 30.0
 [llm.prices.fake-large]
-input = 60.0
-output = 180.0
+input = 20.0
+output = 60.0
 [llm.budget]
 dollars = 1.3
 [llm.scratchpad]
@@ -106,8 +106,10 @@ mutate_every = 1
 [evaluation]
 workers = 1
 """)
+    # Prices: a proposal's prompt is about 9k tokens (the seed's source), so $1.3 buys about ten
+    # calls; the first credit (which makes a strategy hint due) arrives after about six of them.
     with FakeLLM(KernelModel()) as fake:
-        r = evolve("run", "--simulate", "--budget", "8", "--db", str(db), "--quiet", "--random-seed", "4",
+        r = evolve("run", "--simulate", "--budget", "10", "--db", str(db), "--quiet", "--random-seed", "4",
                    "--config", str(tmp_path / "run.toml"), "--log-file", str(log),
                    env={"OPENAI_BASE_URL": fake.url, "OPENAI_API_KEY": KEY})
     assert r.returncode == 0, r.stderr[-3000:]
@@ -118,7 +120,7 @@ workers = 1
         run = a.get_run(1)
         programs = [a.get_program(pid) for pid in a.program_ids(1)]
         events = a.events(1)
-        assert a.stats(1).evaluations == 8
+        assert a.stats(1).evaluations == 10
     purposes = Counter(c.purpose for c in calls)
     assert purposes["repair"] >= 1 and purposes["scratchpad"] >= 1 and purposes["meta_prompt"] >= 1
     assert sum(purposes[k] for k in ("llm_diff", "llm_rewrite", "llm_crossover")) >= 3
