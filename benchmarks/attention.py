@@ -31,7 +31,7 @@ import triton
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.compare import compare  # noqa: E402
+from harness.compare import compare_returned  # noqa: E402
 from harness.confidence import Paired, speedups  # noqa: E402
 from harness.device import matmul_peak_tflops  # noqa: E402
 from harness.task import get_task  # noqa: E402
@@ -129,7 +129,7 @@ def side_by_side(task: Any, impls: dict[str, Impl], rep_ms: float) -> list[dict[
         for name, fn in [("default", lambda inputs, c, base=base: base()), *impls.items()]:
             inputs = base_inputs if name == "default" else task.make_inputs(case, 1234, "cuda")
             try:
-                cmp = compare(fn(inputs, case), task.reference(inputs, case), task.tolerance(case["dtype"]))
+                cmp = compare_returned(task, fn(inputs, case), task.reference(inputs, case), case)
             except Exception as e:  # a backend that does not run this case on this GPU
                 row[name] = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
                 continue

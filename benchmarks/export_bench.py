@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.attention import Impl, flex_impl, machine_line, progress_line, table  # noqa: E402
-from harness.compare import compare  # noqa: E402
+from harness.compare import compare_returned  # noqa: E402
 from harness.task import get_task  # noqa: E402
 from harness.tasks.mha_fwd import case as make_case  # noqa: E402
 from harness.tasks.mha_fwd import sm_scale_of  # noqa: E402
@@ -130,7 +130,7 @@ def measure(case: dict[str, Any], impls: dict[str, Impl], timer: Timer, device: 
     answer are timed in turns."""
     inputs = TASK.make_inputs(case, 1234, device)
     ref = TASK.reference(inputs, case)
-    tol = TASK.tolerance(case["dtype"])
+    tol = TASK.outputs(case)[0].tolerance
     leaves = [t.detach().clone().requires_grad_() for t in inputs]
     dout = TASK.make_inputs(case, 99, device)[0]
     ref_grads = reference_grads(inputs, case, dout)
@@ -139,7 +139,7 @@ def measure(case: dict[str, Any], impls: dict[str, Impl], timer: Timer, device: 
     steps: dict[str, Callable[[], object]] = {}
     for name, fn in impls.items():
         try:
-            cmp = compare(fn(inputs, case), ref, tol)
+            cmp = compare_returned(TASK, fn(inputs, case), ref, case)
             if not cmp.ok:
                 fwd[name] = bwd[name] = {"error": f"wrong result: {cmp.note}"}
                 continue

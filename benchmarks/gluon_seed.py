@@ -78,7 +78,7 @@ def run_check(name: str, out: Path) -> int:
     """The correctness pass of one variant (in a process of its own); stops at the first failure."""
     import torch
 
-    from harness.compare import compare
+    from harness.compare import compare_returned
     from harness.task import get_task
 
     task = get_task("mha_fwd")
@@ -105,7 +105,7 @@ def run_check(name: str, out: Path) -> int:
             inputs = task.make_inputs(c, 100 + i, "cuda")
             got = task.call(module.forward, inputs, c)
             torch.cuda.synchronize()
-            cmp = compare(got, task.reference(inputs, c), task.tolerance(c["dtype"]))
+            cmp = compare_returned(task, got, task.reference(inputs, c), c)
         except Exception as e:  # noqa: BLE001  (compile error, illegal access: this process is done)
             result["error"] = f"{task.label(c)}: {_innermost(e)}"
             save()
@@ -176,7 +176,7 @@ def time_shapes(names: list[str], checks: dict[str, dict[str, Any]], meta: dict[
                 rep_ms: float) -> None:
     import torch
 
-    from harness.compare import compare
+    from harness.compare import compare_returned
     from harness.task import get_task
     from harness.timing import Contender, graphed, interleaved, median
 
@@ -209,7 +209,7 @@ def time_shapes(names: list[str], checks: dict[str, dict[str, Any]], meta: dict[
                     _, base = task.default_baseline(inputs, c)
                     fn = (lambda base: lambda inputs, c: base())(base)
                 try:
-                    cmp = compare(fn(inputs, c), ref, task.tolerance(c["dtype"]))
+                    cmp = compare_returned(task, fn(inputs, c), ref, c)
                 except Exception as e:  # noqa: BLE001  (a backend that does not run this shape)
                     row[name] = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
                     continue

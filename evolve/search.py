@@ -289,7 +289,7 @@ class Search:
                 continue
             self._known[pid] = _Known(proposal.source, descriptors, generation, None, proposal.operator,
                                       tuple(proposal.parents), proposal.meta, lineage=lineage)
-            gate = check_source(proposal.source)
+            gate = check_source(proposal.source, self.task.signature)
             if not gate.ok:  # judged here, on the CPU: no GPU slot spent on it
                 self._record(run_id, Result(Job(pid, proposal.source, descriptors, island),
                                             Verdict(Outcome.REJECTED, Stage.STATIC, gate.reason,

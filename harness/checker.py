@@ -100,7 +100,7 @@ class Checker:
         ctx: Context | None = None
         try:
             if self.opt.static_gate:
-                gate = check_source(source)
+                gate = check_source(source, self.task.signature)
                 if not gate.ok:
                     raise Rejected(Outcome.REJECTED, Stage.STATIC, gate.reason)
             self._stop_after(Stage.STATIC)

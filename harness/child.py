@@ -26,7 +26,7 @@ from harness.isolation import Report
 from harness.plan import kernel_json, plan_json
 from harness.protocol import Channel, write_tensor
 from harness.recorder import Recorder, RecordingError
-from harness.task import Task, get_task
+from harness.task import Task, get_task, returned
 
 _TRACE_LIMIT = 4000
 _KEPT_INPUTS = 16  # input sets kept for "reuse" calls, by case
@@ -101,12 +101,16 @@ class Runner:
             self._call(inputs, case)
             self._sync()
             return {"ok": True, "problems": list(self.guard.violations)}
-        with self.recorder.recording(inputs, self.task.input_names()) as rec:
+        sig = self.task.signature
+        with self.recorder.recording(inputs, list(sig.inputs)) as rec:
             out = self._call(inputs, case)
         self._sync()
         if self.guard.violations:
             return {"ok": True, "problems": list(self.guard.violations)}
-        plan, snapshots = rec.finish(out)
+        outs = returned(out, sig.outputs)
+        if isinstance(outs, str):
+            raise RecordingError(outs)
+        plan, snapshots = rec.finish(outs, sig.outputs)
         for sha, raw in snapshots.items():
             self._write_once(f"s_{sha}.bin", raw)
         kernels = {}
@@ -127,28 +131,29 @@ class Runner:
         if req.get("refill_seed") is not None:
             self.task.refill_inputs(inputs, case, req["refill_seed"])
             out = self._call(inputs, case)
-        problems = list(self.guard.violations) + _output_problems(self.task, out, inputs, case)
+        outs = returned(out, self.task.signature.outputs)
+        problems = list(self.guard.violations) + (
+            [outs] if isinstance(outs, str) else _output_problems(self.task, outs, inputs, case))
         resp: dict[str, Any] = {"ok": True, "problems": problems}
         if not problems:
-            resp["out"] = write_tensor(self.io, f"{tag}_out.bin", out)
+            resp["outs"] = [write_tensor(self.io, f"{tag}_out{i}.bin", t) for i, t in enumerate(outs)]  # type: ignore[arg-type]
             resp["inputs"] = [write_tensor(self.io, f"{tag}_in{i}.bin", t) for i, t in enumerate(inputs)]
         return resp
 
 
-def _output_problems(task: Task, out: Any, inputs: list[torch.Tensor], case: dict[str, Any]) -> list[str]:
-    shape, dtype = task.output_spec(case)
-    if type(out) is not torch.Tensor:
-        return [f"forward returned {type(out).__name__}, not a plain torch.Tensor"]
+def _output_problems(task: Task, outs: list[torch.Tensor], inputs: list[torch.Tensor],
+                     case: dict[str, Any]) -> list[str]:
     problems = []
-    if tuple(out.shape) != tuple(shape):
-        problems.append(f"output shape {tuple(out.shape)} != expected {tuple(shape)}")
-    if str(out.dtype).removeprefix("torch.") != dtype:
-        problems.append(f"output dtype {out.dtype} != expected {dtype}")
-    lo, hi = _span(out)
-    for name, t in zip(task.input_names(), inputs):
-        a, b = _span(t)
-        if lo < b and a < hi:
-            problems.append(f"output shares memory with input {name}")
+    for spec, out in zip(task.outputs(case), outs):
+        if tuple(out.shape) != spec.shape:
+            problems.append(f"output {spec.name} shape {tuple(out.shape)} != expected {spec.shape}")
+        if str(out.dtype).removeprefix("torch.") != spec.dtype:
+            problems.append(f"output {spec.name} dtype {out.dtype} != expected {spec.dtype}")
+        lo, hi = _span(out)
+        for name, t in zip(task.signature.inputs, inputs):
+            a, b = _span(t)
+            if lo < b and a < hi:
+                problems.append(f"output {spec.name} shares memory with input {name}")
     return problems
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import triton
 
-from harness.compare import compare
+from harness.compare import compare_outputs
 from harness.cpu_share import share_cpu
 from harness.plan import Limits, MalformedPlan, check_launches, parse_kernel, parse_plan
 from harness.protocol import Channel
@@ -50,7 +50,7 @@ class Referee:
         self.limits = Limits()
         self._snapshots: dict[str, bytes] = {}
         # Timed outputs awaiting their check: (case, input tensors to refill, generator state, output).
-        self._unverified: list[tuple[dict[str, Any], list[torch.Tensor], torch.Tensor, torch.Tensor]] = []
+        self._unverified: list[tuple[dict[str, Any], list[torch.Tensor], torch.Tensor, list[torch.Tensor]]] = []
 
     def _replay(self, plan_json: Any, like: list[torch.Tensor], rng: random.Random) -> Replay:
         plan = parse_plan(plan_json, self.limits)
@@ -68,24 +68,25 @@ class Referee:
         return {"ok": True, "kernels": info}
 
     def check(self, req: dict[str, Any]) -> dict[str, Any]:
-        """Replay on fresh inputs ``runs`` times; compare the first output with the reference
-        (computed afterwards), the others with the first, bit for bit."""
+        """Replay on fresh inputs ``runs`` times; compare every run's outputs with the reference
+        (computed afterwards), and say whether the runs agree bit for bit."""
         case, rng = req["case"], random.Random(req["seed"])
         made = self.task.make_inputs(case, rng.getrandbits(31), "cuda")
         replay = self._replay(req["plan"], made, rng)
-        outs = []
+        runs: list[list[torch.Tensor]] = []
         for _ in range(int(req.get("runs", 1))):
             replay.reset()
             for view, t in zip(replay.inputs, made):
                 view.copy_(t)
             replay.launch()
             _sync_after_candidate()
-            outs.append(replay.output.contiguous().clone())
+            runs.append([o.contiguous().clone() for o in replay.outputs])
         intact = [bool(torch.equal(v.view(torch.uint8), t.view(torch.uint8))) for v, t in zip(replay.inputs, made)]
         guards = replay.guards_intact()
-        ref = self.task.reference(made, case)
-        cmp = compare(outs[0], ref, self.task.tolerance(case["dtype"]))
-        same = all(torch.equal(outs[0].view(torch.uint8), o.view(torch.uint8)) for o in outs[1:])
+        refs, specs = self.task.reference(made, case), self.task.outputs(case)
+        checked = [compare_outputs(outs, refs, specs) for outs in runs]
+        cmp = next((c for c in checked if not c.ok), checked[0])  # every run against the reference
+        same = all(torch.equal(a.view(torch.uint8), b.view(torch.uint8)) for outs in runs[1:] for a, b in zip(runs[0], outs))
         return {"ok": True, "passed": cmp.ok, "rel_err": cmp.rel_err, "max_abs_err": cmp.max_abs_err,
                 "note": cmp.note, "inputs_intact": intact, "guards_intact": guards, "bitwise_equal": same}
 
@@ -141,7 +142,7 @@ class Referee:
             graphs.append(run is not None)
         draws = [rng.random() for _ in replays]
         states: dict[int, torch.Tensor] = {}
-        outputs: dict[int, torch.Tensor] = {}
+        outputs: dict[int, list[torch.Tensor]] = {}
 
         def before(turn: int, who: int, turns: int) -> None:
             if who < len(replays) and turn == int(draws[who] * turns):
@@ -149,7 +150,7 @@ class Referee:
 
         def after(turn: int, who: int, turns: int) -> None:
             if who in states and who not in outputs:
-                outputs[who] = replays[who].output.clone()
+                outputs[who] = [o.clone() for o in replays[who].outputs]
 
         samples = interleaved(contenders, rep_ms=float(req["rep_ms"]), min_reps=int(req["min_reps"]),
                               max_reps=int(req["max_reps"]), before=before, after=after)
@@ -165,10 +166,10 @@ class Referee:
         with the reference on its inputs made again from the generator's saved state."""
         checked = []
         gen = torch.Generator(device="cuda")
-        for case, inputs, state, out in self._unverified:
+        for case, inputs, state, outs in self._unverified:
             gen.set_state(state)
             self.task.randomize(inputs, case, gen)
-            cmp = compare(out, self.task.reference(inputs, case), self.task.tolerance(case["dtype"]))
+            cmp = compare_outputs(outs, self.task.reference(inputs, case), self.task.outputs(case))
             checked.append({"passed": cmp.ok, "rel_err": cmp.rel_err, "note": cmp.note})
         self._unverified.clear()
         return {"ok": True, "checked": checked}

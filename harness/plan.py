@@ -10,13 +10,13 @@ Wire format of one plan (JSON)::
     {"buffers": [{"nbytes": N, "input": 0 | null, "input_offset": 0,
                   "init": null | {"fill": WORD} | {"snapshot": SHA256}}],
      "launches": [{"kernel": SHA256, "grid": [X, Y, Z], "args": [ARG, ...]}],
-     "output": {"buffer": B, "offset": BYTES, "shape": [...], "strides": [...], "dtype": "bfloat16"}}
+     "outputs": [{"buffer": B, "offset": BYTES, "shape": [...], "strides": [...], "dtype": "bfloat16"}]}
 
     ARG = null (a constexpr or None) | {"p": [BUFFER, BYTE_OFFSET]} | {"i": INT} | {"f": FLOAT}
         | {"d": {"p": [B, OFF], "shape": [...], "strides": [...], "block": [...], "padding": "zero"}}
         | {"t": [ARG, ...]}
 
-Buffers are numbered inputs first (in the task's order), then in order of first use, so two
+Outputs are in the task's order (its signature's). Buffers are numbered inputs first (in the task's order), then in order of first use, so two
 recordings of the same behaviour give equal plans whatever addresses the allocator handed out.
 """
 
@@ -121,7 +121,7 @@ class Output:
 class Plan:
     buffers: tuple[Buffer, ...]
     launches: tuple[Launch, ...]
-    output: Output
+    outputs: tuple[Output, ...]
 
     def kernels(self) -> set[str]:
         return {launch.kernel for launch in self.launches}
@@ -244,7 +244,7 @@ def _arg(x: Any, buffers: int, depth: int = 0) -> Arg:
 
 
 def parse_plan(d: Any, limits: Limits) -> Plan:
-    d = _dict(d, "plan", {"buffers", "launches", "output"})
+    d = _dict(d, "plan", {"buffers", "launches", "outputs"})
     raw_buffers = d.get("buffers")
     if type(raw_buffers) is not list or not 1 <= len(raw_buffers) <= limits.buffers:
         raise MalformedPlan(f"a plan has 1 to {limits.buffers} buffers")
@@ -291,7 +291,14 @@ def parse_plan(d: Any, limits: Limits) -> Plan:
             raise MalformedPlan(f"a launch has at most {limits.args} arguments")
         launches.append(Launch(kernel, (grid[0], grid[1], grid[2]), tuple(_arg(a, len(buffers)) for a in args)))
 
-    o = _dict(d.get("output"), "output", {"buffer", "offset", "shape", "strides", "dtype"})
+    raw_outputs = d.get("outputs")
+    if type(raw_outputs) is not list or not 1 <= len(raw_outputs) <= 8:
+        raise MalformedPlan("a plan has 1 to 8 outputs")
+    return Plan(tuple(buffers), tuple(launches), tuple(_output(o, buffers) for o in raw_outputs))
+
+
+def _output(o: Any, buffers: list[Buffer]) -> Output:
+    o = _dict(o, "output", {"buffer", "offset", "shape", "strides", "dtype"})
     if o.get("dtype") not in OUTPUT_DTYPES:
         raise MalformedPlan(f"output dtype must be one of {', '.join(OUTPUT_DTYPES)}")
     out = Output(_int(o.get("buffer"), "output buffer", 0, len(buffers) - 1), _int(o.get("offset"), "output offset"),
@@ -305,7 +312,7 @@ def parse_plan(d: Any, limits: Limits) -> Plan:
         raise MalformedPlan("the output does not lie within its buffer")
     if buffers[out.buffer].input is not None:
         raise MalformedPlan("the output lies in an input's buffer: forward returned (a view of) its input")
-    return Plan(tuple(buffers), tuple(launches), out)
+    return out
 
 
 # -- writing -----------------------------------------------------------------------------
@@ -331,8 +338,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
                     for b in plan.buffers],
         "launches": [{"kernel": x.kernel, "grid": list(x.grid), "args": [_arg_json(a) for a in x.args]}
                      for x in plan.launches],
-        "output": {"buffer": plan.output.buffer, "offset": plan.output.offset, "shape": list(plan.output.shape),
-                   "strides": list(plan.output.strides), "dtype": plan.output.dtype},
+        "outputs": [{"buffer": o.buffer, "offset": o.offset, "shape": list(o.shape), "strides": list(o.strides),
+                     "dtype": o.dtype} for o in plan.outputs],
     }
 
 
@@ -362,8 +369,8 @@ def difference(a: Plan, b: Plan) -> str | None:
             return f"buffer {i} differs in size or role"
         if isinstance(x.init, Fill) != isinstance(y.init, Fill) or (isinstance(x.init, Fill) and x.init != y.init):
             return f"buffer {i} is filled differently before the first launch"
-    if a.output != b.output:
-        return "the output is a different tensor"
+    if a.outputs != b.outputs:
+        return "an output is a different tensor"
     return None
 
 

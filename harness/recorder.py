@@ -147,17 +147,17 @@ class Recording:
         return _Ref(key, t.data_ptr() - key[0])
 
     # -- after the call -----------------------------------------------------------------
-    def finish(self, out: Any) -> tuple[Plan, dict[str, bytes]]:
-        """The plan, and the raw contents of buffers that are not a constant fill, by sha256."""
-        if type(out) is not torch.Tensor:
-            raise RecordingError(f"forward returned {type(out).__name__}, not a plain torch.Tensor")
+    def finish(self, outs: list[torch.Tensor], names: tuple[str, ...] = ("output",)) -> tuple[Plan, dict[str, bytes]]:
+        """The plan of a call that returned ``outs`` (its outputs, named ``names``), and the raw
+        contents of buffers that are not a constant fill, by sha256."""
         if not self.launches:
             raise RecordingError("forward launched no kernel")
-        if out.is_cuda:
+        if any(t.is_cuda for t in outs):
             torch.cuda.synchronize()  # the snapshots' copies to the host have landed
-        out_key = _storage_of(out)
-        if out_key not in self.storages:
-            self.storages[out_key] = _Storage(out_key[0], out_key[1], len(self.storages))
+        out_keys = [_storage_of(out) for out in outs]
+        for key in out_keys:
+            if key not in self.storages:
+                self.storages[key] = _Storage(key[0], key[1], len(self.storages))
         groups = self._merge()
         owner = {key: g for g, members in enumerate(groups) for key in members}
         starts = [min(self.storages[k].start for k in members) for members in groups]
@@ -173,14 +173,14 @@ class Recording:
         for g in sorted(range(len(groups)), key=lambda g: min(self.storages[k].order for k in groups[g])):
             number.setdefault(g, len(number))
 
-        out_group = owner[out_key]
-        out_store = self.storages[out_key]
-        if any(self.storages[k].input is not None for k in groups[out_group]):
-            inp = next(self.storages[k].input for k in groups[out_group] if self.storages[k].input is not None)
-            raise RecordingError(f"forward returned (a view of) its input {self.names[inp]}")  # type: ignore[index]
-        if not any(self.storages[k].used for k in groups[out_group]):
-            raise RecordingError("forward returned a tensor that none of its kernel launches was given: "
-                                 "nothing it launched wrote it")
+        for name, key in zip(names, out_keys):
+            members = groups[owner[key]]
+            inp = next((self.storages[k].input for k in members if self.storages[k].input is not None), None)
+            if inp is not None:
+                raise RecordingError(f"forward returned (a view of) its input {self.names[inp]} as {name}")
+            if not any(self.storages[k].used for k in members):
+                raise RecordingError(f"forward returned as {name} a tensor that none of its kernel launches was "
+                                     "given: nothing it launched wrote it")
 
         snapshots: dict[str, bytes] = {}
         buffers: list[Buffer | None] = [None] * len(groups)
@@ -208,12 +208,14 @@ class Recording:
             return a  # type: ignore[no-any-return]
 
         launches = tuple(Launch(sha, grid, tuple(convert(a) for a in args)) for sha, grid, args in self.launches)
-        itemsize = out.element_size()
-        output = Output(number[out_group], out_store.start - starts[out_group] + out.data_ptr() - out_key[0],
-                        tuple(out.shape), tuple(out.stride()), str(out.dtype).removeprefix("torch."))
-        if out.storage_offset() * itemsize != out.data_ptr() - out_key[0]:
-            raise RecordingError("the output's storage offset is inconsistent")
-        return Plan(tuple(b for b in buffers if b is not None), launches, output), snapshots
+        outputs = []
+        for out, key in zip(outs, out_keys):
+            if out.storage_offset() * out.element_size() != out.data_ptr() - key[0]:
+                raise RecordingError("an output's storage offset is inconsistent")
+            g = owner[key]
+            outputs.append(Output(number[g], self.storages[key].start - starts[g] + out.data_ptr() - key[0],
+                                  tuple(out.shape), tuple(out.stride()), str(out.dtype).removeprefix("torch.")))
+        return Plan(tuple(b for b in buffers if b is not None), launches, tuple(outputs)), snapshots
 
     def _merge(self) -> list[list[tuple[int, int]]]:
         """Storages grouped where their memory overlaps (freed and reused within one call)."""

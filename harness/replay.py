@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from harness.plan import Descriptor, Fill, KernelSpec, Plan, Pointer, Scalar, Snapshot
+from harness.plan import Descriptor, Fill, KernelSpec, Output, Plan, Pointer, Scalar, Snapshot
 
 GUARD = 64 << 10  # bytes of guard band on each side of every buffer
 ALIGN = 512  # buffer bases, as torch's allocator aligns them (Triton specializes on 16-byte alignment)
@@ -106,11 +106,13 @@ class Replay:
             elif isinstance(b.init, Snapshot):
                 raw = torch.frombuffer(bytearray(snapshots[b.init.sha256]), dtype=torch.uint8)
                 self._inits.append((region[: b.nbytes], raw.to("cuda")))
-        o = plan.output
+        self.outputs = [self._view(o) for o in plan.outputs]
+
+    def _view(self, o: Output) -> torch.Tensor:
         dtype = getattr(torch, o.dtype)  # one of plan.OUTPUT_DTYPES, validated
-        flat = self.regions[o.buffer][o.offset: plan.buffers[o.buffer].nbytes]
+        flat = self.regions[o.buffer][o.offset: self.plan.buffers[o.buffer].nbytes]
         flat = flat[: flat.numel() // dtype.itemsize * dtype.itemsize].view(dtype)
-        self.output = flat.as_strided(o.shape, o.strides)
+        return flat.as_strided(o.shape, o.strides)
 
     def reset(self) -> None:
         """Every scratch buffer as it was before the recorded call's first launch."""

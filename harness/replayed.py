@@ -31,7 +31,7 @@ from harness.plan import (
 )
 from harness.protocol import Malformed, read_regular
 from harness.sandbox import SandboxTimeout
-from harness.task import Trial
+from harness.task import Determinism, Trial
 from harness.timing import median
 from harness.trials import Context, Rejected, TrialRunner, unlocked
 from harness.verdict import Outcome, ShapeResult, Stage, Timing
@@ -63,10 +63,14 @@ class ReplayTrials(TrialRunner):
             self._take_snapshots(plan)
         except (MalformedPlan, Malformed) as e:
             raise self.ctx.reject(f"{label}: its recorded launches are not a valid plan: {e}", Stage.ANTICHEAT) from None
-        shape, dtype = self.ctx.task.output_spec(case)
-        if plan.output.shape != tuple(shape) or plan.output.dtype != dtype:
-            raise self.ctx.reject(f"{label}: forward returned a {plan.output.dtype} tensor of shape "
-                                  f"{plan.output.shape}, expected {dtype} of shape {tuple(shape)}")
+        specs = self.ctx.task.outputs(case)
+        if len(plan.outputs) != len(specs):
+            raise self.ctx.reject(f"{label}: its plan has {len(plan.outputs)} outputs, the task {len(specs)}",
+                                  Stage.ANTICHEAT)
+        for spec, out in zip(specs, plan.outputs):
+            if out.shape != spec.shape or out.dtype != spec.dtype:
+                raise self.ctx.reject(f"{label}: forward returned as {spec.name} a {out.dtype} tensor of shape "
+                                      f"{out.shape}, expected {spec.dtype} of shape {spec.shape}")
         return plan
 
     def _take_kernel(self, sha: str, spec_json: Any) -> None:
@@ -142,7 +146,7 @@ class ReplayTrials(TrialRunner):
         plan = self.plan(trial)
         resp = self._judge({"op": "check", "plan": plan_json(plan), "case": trial.case, "seed": self.ctx.seed(),
                             "runs": runs}, trial.label)
-        for name, intact in zip(self.ctx.task.input_names(), resp["inputs_intact"]):
+        for name, intact in zip(self.ctx.task.signature.inputs, resp["inputs_intact"]):
             if not intact:
                 raise self.ctx.reject(f"{trial.label}: its kernels modified the input {name}", Stage.ANTICHEAT)
         if not resp["guards_intact"]:
@@ -159,7 +163,10 @@ class ReplayTrials(TrialRunner):
             raise self.ctx.reject(f"{where}: {resp['note']}")
 
     def determinism(self, trial: Trial) -> None:
-        if not self._check(trial, 3)["bitwise_equal"]:
+        resp = self._check(trial, 3)
+        if not resp["passed"]:
+            raise self.ctx.reject(f"{trial.label}: one of three replays on the same inputs is wrong: {resp['note']}")
+        if self.ctx.task.determinism is Determinism.BITWISE and not resp["bitwise_equal"]:
             raise self.ctx.reject(f"{trial.label}: three replays on the same inputs are not bitwise equal")
 
     def consistency(self, heavy: list[Trial]) -> None:

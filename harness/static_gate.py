@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from harness.task import Signature
+
 ALLOWED_MODULES = ("torch", "triton", "math", "typing", "functools", "dataclasses", "__future__")
 # Submodules of allowed packages that compute attention, patch the runtime or reach C.
 FORBIDDEN_MODULES = (
@@ -73,17 +75,23 @@ def _kernel_names(tree: ast.Module) -> set[str]:
     return {n.name for n in tree.body if isinstance(n, ast.FunctionDef) and _is_triton_kernel(n)}
 
 
-def check_source(source: str) -> GateResult:
+def check_source(source: str, signature: Signature | None = None) -> GateResult:
+    """The gate for a candidate of a task whose entry point is ``signature`` (default: mha_fwd's)."""
+    if signature is None:
+        from harness.tasks.mha_fwd import MhaForward
+
+        signature = MhaForward.signature
     try:
         tree = ast.parse(source)
     except SyntaxError as e:
         return GateResult(False, f"syntax error at line {e.lineno}: {e.msg}")
 
     forward = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "forward"]
+    params = ", ".join(p.split(":")[0] for p in signature.inputs + signature.flags)
     if not forward:
-        return GateResult(False, "no top-level function `forward(q, k, v, causal, sm_scale)` is defined")
-    if len(forward[0].args.args) < 5 and forward[0].args.vararg is None:
-        return GateResult(False, f"line {forward[0].lineno}: `forward` must take (q, k, v, causal, sm_scale)")
+        return GateResult(False, f"no top-level function `forward({params})` is defined")
+    if len(forward[0].args.args) < signature.arity() and forward[0].args.vararg is None:
+        return GateResult(False, f"line {forward[0].lineno}: `forward` must take ({params})")
     if not _kernel_names(tree):
         return GateResult(False, "no Triton kernel: no function is decorated with @triton.jit")
 

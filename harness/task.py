@@ -13,6 +13,7 @@ import importlib.metadata
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -32,6 +33,42 @@ class Tolerance:
 
 
 @dataclass(frozen=True)
+class OutputSpec:
+    """One tensor the entry point returns: its name, the shape and dtype it must have, and the
+    tolerance it is compared with."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    tolerance: Tolerance
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The entry point as data: ``forward(*inputs, *flags)`` returning ``outputs`` (a tensor when
+    there is one, else a tuple in this order). The static gate checks a candidate's ``forward``
+    against it, the prompts show it, the recorder and the judge name inputs and outputs by it."""
+
+    inputs: tuple[str, ...]  # tensor inputs, in the order ``make_inputs`` returns them
+    flags: tuple[str, ...]  # the case's scalars passed after them, as "name: type"
+    outputs: tuple[str, ...]
+
+    def arity(self) -> int:
+        return len(self.inputs) + len(self.flags)
+
+    def text(self) -> str:
+        returns = self.outputs[0] if len(self.outputs) == 1 else f"({', '.join(self.outputs)})"
+        return f"forward({', '.join(self.inputs + self.flags)}) -> {returns}"
+
+
+class Determinism(Enum):
+    """What "deterministic" means for a task's outputs on equal inputs."""
+
+    BITWISE = "bitwise"  # runs agree bit for bit
+    WITHIN_TOLERANCE = "within tolerance"  # each run passes on its own (kernels may sum with atomics)
+
+
+@dataclass(frozen=True)
 class Trial:
     """One correctness trial: a labelled case, run on fresh random inputs."""
 
@@ -39,16 +76,29 @@ class Trial:
     case: dict[str, Any]
 
 
+def returned(out: Any, names: tuple[str, ...]) -> list[torch.Tensor] | str:
+    """What ``forward`` returned as the list of its outputs, or why it cannot be: one output is a
+    plain tensor, several a tuple (or list) of plain tensors in the signature's order."""
+    import torch
+
+    items = [out] if len(names) == 1 else list(out) if isinstance(out, (tuple, list)) else None
+    if items is None or len(items) != len(names):
+        want = "a plain torch.Tensor" if len(names) == 1 else f"a tuple of {len(names)} tensors ({', '.join(names)})"
+        return f"forward returned {type(out).__name__}, not {want}"
+    for name, t in zip(names, items):
+        if type(t) is not torch.Tensor:
+            return f"forward returned {type(t).__name__} as {name}, not a plain torch.Tensor"
+    return items
+
+
 class Task(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
+    signature: ClassVar[Signature]
+    determinism: ClassVar[Determinism] = Determinism.BITWISE
 
     @abstractmethod
     def label(self, case: dict[str, Any]) -> str: ...
-
-    @abstractmethod
-    def input_names(self) -> list[str]:
-        """Names of the entry point's tensor inputs, in the order ``make_inputs`` returns them."""
 
     @abstractmethod
     def make_inputs(self, case: dict[str, Any], seed: int, device: str) -> list[torch.Tensor]:
@@ -72,18 +122,16 @@ class Task(ABC):
         """Call a candidate's entry point on ``inputs``."""
 
     @abstractmethod
-    def output_spec(self, case: dict[str, Any]) -> tuple[tuple[int, ...], str]:
-        """Shape and dtype name the output must have."""
+    def outputs(self, case: dict[str, Any]) -> list[OutputSpec]:
+        """What ``forward`` must return in this case, in the signature's order."""
 
     @abstractmethod
-    def reference(self, inputs: list[torch.Tensor], case: dict[str, Any]) -> torch.Tensor:
-        """The exact answer in float32 or float64, from pristine inputs."""
+    def reference(self, inputs: list[torch.Tensor], case: dict[str, Any]) -> list[torch.Tensor]:
+        """The exact outputs in float32 or float64, from pristine inputs, in the signature's order."""
 
     @abstractmethod
-    def flops(self, case: dict[str, Any]) -> float: ...
-
-    @abstractmethod
-    def tolerance(self, dtype: str) -> Tolerance: ...
+    def flops(self, case: dict[str, Any]) -> float:
+        """The work counted in a case's TFLOP/s."""
 
     @abstractmethod
     def sweep(self, mode: str) -> list[Trial]:

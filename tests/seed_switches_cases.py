@@ -17,7 +17,7 @@ import torch
 
 from evolve import tunables
 from evolve.buckets import length_buckets
-from harness.tasks.mha_fwd import MhaForward, naive_attention
+from harness.tasks.mha_fwd import TOLERANCES, naive_attention
 
 from .conftest import SEED
 
@@ -28,8 +28,7 @@ SHAPES = [(1, 2, 77, 64, True, torch.float32), (2, 1, 45, 32, False, torch.float
           (1, 1, 70, 48, True, torch.float16), (1, 2, 33, 64, False, torch.float32)]
 ALONE = [{"WARP_SPEC": 1}, {"TMA": 1}, {"ORDER": 1}, {"ORDER": 2}, {"LAZY_RESCALE": 1}, {"EXP2": 0},
          {"BLOCK_N_MASKED": 16}, {"BLOCK_N_MASKED": 64}, {"BLOCK_N": 16, "BLOCK_N_MASKED": 64}]
-TOLERANCE = {dtype: MhaForward().tolerance(name) for dtype, name in ((torch.float32, "float32"),
-                                                                      (torch.float16, "float16"))}
+TOLERANCE = {torch.float32: TOLERANCES["float32"], torch.float16: TOLERANCES["float16"]}
 
 
 @pytest.fixture(scope="module")

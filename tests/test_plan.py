@@ -30,6 +30,7 @@ from harness.plan import (
     plan_json,
 )
 from harness.recorder import Recording, RecordingError
+from harness.task import returned
 
 SIG = (("Q", "*fp16"), ("K", "*fp16"), ("V", "*fp16"), ("Out", "*fp16"), ("T", "*fp32"), ("scale", "fp32"),
        ("N", "i32"), ("BLOCK", "constexpr"))
@@ -56,7 +57,7 @@ def record(ins: list[torch.Tensor], out: torch.Tensor, table: torch.Tensor, scal
 
 def test_buffers_are_numbered_inputs_first_then_by_first_use_with_offsets_for_views() -> None:
     ins, out, table = inputs(), poisoned(2, 3, 8, 16), torch.arange(10, dtype=torch.float32)
-    plan, snapshots = record(ins, out, table).finish(out)
+    plan, snapshots = record(ins, out, table).finish([out])
     assert [b.input for b in plan.buffers] == [0, 1, 2, None, None]
     assert plan.launches[0].args[:5] == tuple(Pointer(i, 0) for i in range(5))
     assert plan.launches[1].args[0] == Pointer(0, 3 * 8 * 16 * 2) and plan.launches[1].args[3] == Pointer(3, 768)
@@ -64,7 +65,7 @@ def test_buffers_are_numbered_inputs_first_then_by_first_use_with_offsets_for_vi
     assert plan.buffers[3].init == Fill(0xFFFFFFFF)  # the allocator's poison: nothing written yet
     assert isinstance(plan.buffers[4].init, Snapshot)  # a table whose contents matter, kept byte for byte
     assert snapshots[plan.buffers[4].init.sha256] == table.numpy().tobytes()
-    assert plan.output.buffer == 3 and plan.output.shape == (2, 3, 8, 16) and plan.output.dtype == "float16"
+    assert plan.outputs[0].buffer == 3 and plan.outputs[0].shape == (2, 3, 8, 16) and plan.outputs[0].dtype == "float16"
 
 
 def test_a_buffer_is_captured_as_it_was_before_its_first_launch() -> None:
@@ -73,26 +74,26 @@ def test_a_buffer_is_captured_as_it_was_before_its_first_launch() -> None:
     rec = Recording(ins, ["q", "k", "v"])
     rec.launch(SHA, SIG, (1, 1, 1), (*ins, out, table, 1.0, 8, 64))
     table.fill_(3.0)  # what the launch "wrote"; the replay must start from zeros again
-    plan, _ = rec.finish(out)
+    plan, _ = rec.finish([out])
     assert plan.buffers[4].init == Fill(0)
 
 
 def test_two_recordings_of_the_same_behaviour_are_equal_whatever_the_addresses() -> None:
     out, out2 = poisoned(2, 3, 8, 16), poisoned(2, 3, 8, 16)
-    first = record(inputs(), out, torch.arange(10.0)).finish(out)[0]
-    second = record(inputs(), out2, torch.arange(10.0)).finish(out2)[0]
+    first = record(inputs(), out, torch.arange(10.0)).finish([out])[0]
+    second = record(inputs(), out2, torch.arange(10.0)).finish([out2])[0]
     assert difference(first, second) is None
 
 
 def test_recordings_that_differ_name_the_first_difference() -> None:
     out, out2, out3 = poisoned(2, 3, 8, 16), poisoned(2, 3, 8, 16), poisoned(2, 3, 8, 16)
-    base = record(inputs(), out, torch.arange(10.0)).finish(out)[0]
-    other_scale = record(inputs(), out2, torch.arange(10.0), scale=0.5).finish(out2)[0]
+    base = record(inputs(), out, torch.arange(10.0)).finish([out])[0]
+    other_scale = record(inputs(), out2, torch.arange(10.0), scale=0.5).finish([out2])[0]
     assert "argument 5 of launch 1 differs (0.125 vs 0.5)" in (difference(base, other_scale) or "")
     ins = inputs()
     once = Recording(ins, ["q", "k", "v"])
     once.launch(SHA, SIG, (4, 6, 1), (*ins, out3, torch.arange(10.0), 0.125, 8, 64))
-    assert "2 launches in one recording, 1 in another" in (difference(base, once.finish(out3)[0]) or "")
+    assert "2 launches in one recording, 1 in another" in (difference(base, once.finish([out3])[0]) or "")
 
 
 def test_forward_must_return_a_tensor_its_launches_were_given_and_not_an_input() -> None:
@@ -101,11 +102,12 @@ def test_forward_must_return_a_tensor_its_launches_were_given_and_not_an_input()
     out = poisoned(2, 3, 8, 16)
     rec.launch(SHA, SIG, (1, 1, 1), (*ins, out, torch.arange(10.0), 1.0, 8, 64))
     with pytest.raises(RecordingError, match="none of its kernel launches was given"):
-        rec.finish(poisoned(2, 3, 8, 16))
+        rec.finish([poisoned(2, 3, 8, 16)])
     with pytest.raises(RecordingError, match=r"\(a view of\) its input k"):
-        rec.finish(ins[1][:, :1])
-    with pytest.raises(RecordingError, match="not a plain torch.Tensor"):
-        rec.finish([out])
+        rec.finish([ins[1][:, :1]])
+    assert "not a plain torch.Tensor" in returned([out], ("o",))  # type: ignore[operator]
+    assert "a tuple of 3 tensors (dq, dk, dv)" in returned(out, ("dq", "dk", "dv"))  # type: ignore[operator]
+    assert returned((out, out), ("a", "b")) == [out, out]
 
 
 def test_a_pointer_that_is_not_a_tensor_cannot_be_recorded() -> None:
@@ -123,13 +125,13 @@ def test_storages_that_overlap_become_one_buffer() -> None:
     rec = Recording(ins, ["q", "k", "v"])
     sig = (("A", "*u8"), ("B", "*u8"))
     rec.launch(SHA, sig, (1, 1, 1), (a, b))
-    plan, _ = rec.finish(a)
+    plan, _ = rec.finish([a])
     assert len(plan.buffers) == 4 and plan.launches[0].args == (Pointer(3, 0), Pointer(3, 1024))
 
 
 def test_a_plan_survives_serialization_and_validation() -> None:
     out = poisoned(2, 3, 8, 16)
-    plan, snaps = record(inputs(), out, torch.arange(10.0)).finish(out)
+    plan, snaps = record(inputs(), out, torch.arange(10.0)).finish([out])
     again = parse_plan(json.loads(json.dumps(plan_json(plan))), Limits())
     assert again == plan
     check_launches(again, {SHA: KernelSpec(SHA, "k", SIG, {})})
@@ -165,14 +167,14 @@ def good_plan() -> dict:
             "launches": [{"kernel": SHA, "grid": [4, 1, 1],
                           "args": [{"p": [0, 0]}, {"p": [1, 0]}, {"p": [2, 0]}, {"p": [3, 0]}, {"p": [3, 512]},
                                    {"f": 0.5}, {"i": 8}, None]}],
-            "output": {"buffer": 3, "offset": 0, "shape": [2, 256], "strides": [256, 1], "dtype": "float16"}}
+            "outputs": [{"buffer": 3, "offset": 0, "shape": [2, 256], "strides": [256, 1], "dtype": "float16"}]}
 
 
 @pytest.mark.parametrize(("edit", "why"), [
     (lambda p: p["buffers"].pop(), "pointer buffer must be an integer"),
-    (lambda p: p["output"].update(buffer=0), "lies in an input's buffer"),
-    (lambda p: p["output"].update(shape=[4, 256]), "does not lie within its buffer"),
-    (lambda p: p["output"].update(dtype="int64"), "output dtype"),
+    (lambda p: p["outputs"][0].update(buffer=0), "lies in an input's buffer"),
+    (lambda p: p["outputs"][0].update(shape=[4, 256]), "does not lie within its buffer"),
+    (lambda p: p["outputs"][0].update(dtype="int64"), "output dtype"),
     (lambda p: p["buffers"][3].update(nbytes=1 << 50), "buffer size"),
     (lambda p: p["buffers"][3].update(init=None), "need one"),
     (lambda p: p["buffers"][0].update(input=1), "exactly one buffer"),
@@ -213,7 +215,7 @@ def test_a_tensor_descriptor_must_lie_wholly_inside_its_buffer() -> None:
     outside = Descriptor(Pointer(3, 0), (9, 64), (64, 1), (16, 64), "zero")  # 9 rows of 128 bytes > 1024
     for d, ok in ((inside, True), (outside, False)):
         plan = parse_plan(good_plan(), Limits())
-        plan = type(plan)(plan.buffers, (type(plan.launches[0])(SHA, (1, 1, 1), (d,)),), plan.output)
+        plan = type(plan)(plan.buffers, (type(plan.launches[0])(SHA, (1, 1, 1), (d,)),), plan.outputs)
         plan = parse_plan(plan_json(plan), Limits())
         if ok:
             check_launches(plan, {SHA: spec})
@@ -225,6 +227,6 @@ def test_a_tensor_descriptor_must_lie_wholly_inside_its_buffer() -> None:
 def test_snapshot_names_are_their_contents_hash() -> None:
     table = torch.arange(10.0)
     ins, out = inputs(), poisoned(2, 3, 8, 16)
-    plan, snaps = record(ins, out, table).finish(out)
+    plan, snaps = record(ins, out, table).finish([out])
     (sha, raw), = snaps.items()
     assert hashlib.sha256(raw).hexdigest() == sha == plan.snapshots().pop()

@@ -50,10 +50,10 @@ def test_a_recorded_plan_replays_bit_for_bit_what_the_eager_call_computed(
     forward = _module(KERNELS[name]).forward
     inputs = task.make_inputs(case, 1, "cuda")
     task.call(forward, inputs, case)  # compiles (and autotunes)
-    with recorder.recording(inputs, task.input_names()) as rec:
+    with recorder.recording(inputs, list(task.signature.inputs)) as rec:
         out = task.call(forward, inputs, case)
     torch.cuda.synchronize()
-    plan, snapshots = rec.finish(out)
+    plan, snapshots = rec.finish([out])
     plan = parse_plan(plan_json(plan), Limits())  # what the judge sees
     kernels = Kernels(tmp_path)
     specs = {s.sha256: (s, b) for s, b in recorder.kernels.values()}
@@ -66,7 +66,7 @@ def test_a_recorded_plan_replays_bit_for_bit_what_the_eager_call_computed(
         view.copy_(t)
     replay.launch()
     torch.cuda.synchronize()
-    assert torch.equal(replay.output.view(torch.uint8), out.contiguous().view(torch.uint8))
+    assert torch.equal(replay.outputs[0].view(torch.uint8), out.contiguous().view(torch.uint8))
     assert replay.guards_intact()
 
 

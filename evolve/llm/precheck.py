@@ -16,6 +16,7 @@ from evolve.llm.settings import Repair
 from harness.checker import Checker, CheckOptions
 from harness.device import detect
 from harness.static_gate import check_source
+from harness.task import get_task
 from harness.verdict import Outcome, Stage
 
 log = logging.getLogger("evolve.llm")
@@ -33,6 +34,7 @@ class Precheck:
 class LocalCheck:
     def __init__(self, archive: Archive, task: str, settings: Repair, *, log_lines: int = 30) -> None:
         self.archive, self.settings, self.log_lines = archive, settings, log_lines
+        self.signature = get_task(task).signature
         # Waiting happens in the event loop: threads of the default executor stay free for the search.
         self._slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -52,7 +54,7 @@ class LocalCheck:
                 message = (f"The candidate is identical (once layout and comments are ignored) to program {pid}, "
                            "already in the archive.")
             return Precheck(False, "duplicate", message, duplicate_of=pid)
-        gate = check_source(source)
+        gate = check_source(source, self.signature)
         if not gate.ok:
             return Precheck(False, "static", gate.reason)
         infeasible = _infeasible(source)

@@ -13,7 +13,7 @@ import jinja2
 import prompts as prompt_files
 from evolve.llm.views import InspirationView, ProgramView, StepView, short_label
 from harness.static_gate import ALLOWED_MODULES
-from harness.task import Task
+from harness.task import Determinism, Task
 
 PROMPTS_DIR = Path(prompt_files.__file__).resolve().parent
 EditFormat = Literal["diff", "rewrite", "crossover"]
@@ -44,15 +44,22 @@ def _contract(task: Task) -> dict[str, Any]:
     def labels(trials: Any) -> list[str]:
         return [t.label for t in trials]
 
+    smoke = task.sweep("gpu")[0]
     return {
         "task": task.name,
+        "description": task.description,
+        "brief": f"task/{task.name}.j2" if (PROMPTS_DIR / "task" / f"{task.name}.j2").exists() else None,
+        "outputs": list(task.signature.outputs),
+        "bitwise": task.determinism is Determinism.BITWISE,
         "allowed_modules": [m for m in ALLOWED_MODULES if m != "__future__"],
-        "smoke": task.sweep("gpu")[0].label,
+        "smoke": smoke.label,
         "sweep": labels(task.sweep("gpu")),
         "stability": labels(task.stability_trials("gpu")),
         "benchmark": [short_label(c) for c in task.benchmark_cases()],
         "benchmark_dtype": task.benchmark_cases()[0]["dtype"],
-        "tolerances": {d: task.tolerance(d) for d in ("bfloat16", "float16")},
+        "signature": task.signature.text(),
+        "tolerances": {d: {o.name: o.tolerance for o in task.outputs({**smoke.case, "dtype": d})}
+                       for d in ("bfloat16", "float16")},
     }
 
 

@@ -13,7 +13,16 @@ from typing import Any
 import torch
 
 from harness.task import Trial, register
-from harness.tasks.mha_fwd import DTYPES, MhaForward, case, default_backend, naive_attention, sdpa, sm_scale_of
+from harness.tasks.mha_fwd import (
+    DTYPES,
+    MhaForward,
+    case,
+    default_backend,
+    exact_dtype,
+    naive_attention,
+    sdpa,
+    sm_scale_of,
+)
 
 # (heads, kv_heads) of the benchmark: Llama 3 (8B at head_dim 128, 1B and 3B at 64) and Mistral 7B.
 BENCHMARK_HEADS = (32, 8)
@@ -44,12 +53,11 @@ class GqaForward(MhaForward):
         return [(torch.randn(shape, generator=g, device=device, dtype=torch.float32) * s).to(dtype)
                 for shape, s in zip(shapes, scales)]
 
-    def reference(self, inputs: list[torch.Tensor], c: dict[str, Any]) -> torch.Tensor:
-        exact = torch.float64 if inputs[0].device.type == "cpu" else torch.float32
+    def reference(self, inputs: list[torch.Tensor], c: dict[str, Any]) -> list[torch.Tensor]:
         group = c["heads"] // c["kv_heads"]
-        q, k, v = (t.to(exact) for t in inputs)
+        q, k, v = (t.to(exact_dtype(t)) for t in inputs)
         k, v = (t.repeat_interleave(group, dim=1) for t in (k, v))
-        return naive_attention(q, k, v, bool(c["causal"]), sm_scale_of(c))
+        return [naive_attention(q, k, v, bool(c["causal"]), sm_scale_of(c))]
 
     def sweep(self, mode: str) -> list[Trial]:
         if mode == "interpreter":

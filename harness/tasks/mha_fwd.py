@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from harness.task import Task, Tolerance, Trial, register
+from harness.task import OutputSpec, Signature, Task, Tolerance, Trial, register
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
@@ -34,6 +34,19 @@ def case(batch: int, heads: int, seq: int, head_dim: int, causal: bool, dtype: s
         "dtype": dtype,
         **extra,
     }
+
+
+# Scaled to what rounding P to the input dtype before the second product costs.
+TOLERANCES = {
+    "float32": Tolerance(rel=2e-3, atol=2e-3, rtol=2e-3),
+    "float16": Tolerance(rel=5e-3, atol=5e-3, rtol=1e-2),
+    "bfloat16": Tolerance(rel=2.5e-2, atol=3e-2, rtol=5e-2),
+}
+
+
+def exact_dtype(t: torch.Tensor) -> torch.dtype:
+    """What references compute in: float64 on the CPU, float32 (TF32 off) on a GPU."""
+    return torch.float64 if t.device.type == "cpu" else torch.float32
 
 
 def sm_scale_of(c: dict[str, Any]) -> float:
@@ -104,6 +117,7 @@ def default_backend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
 class MhaForward(Task):
     name = "mha_fwd"
     description = "multi-head attention forward: q, k, v (B, H, N, D), causal flag, sm_scale"
+    signature = Signature(("q", "k", "v"), ("causal: bool", "sm_scale: float"), ("o",))
 
     def label(self, c: dict[str, Any]) -> str:
         parts = [f"B{c['batch']} H{c['heads']} N{c['seq']} D{c['head_dim']}", c["dtype"]]
@@ -116,9 +130,6 @@ class MhaForward(Task):
         if c.get("v_scale", 1.0) != 1.0:
             parts.append(f"v x{c['v_scale']:g}")
         return " ".join(parts)
-
-    def input_names(self) -> list[str]:
-        return ["q", "k", "v"]
 
     def variant(self, c: dict[str, Any]) -> str:
         return f"D{c['head_dim']} {c['dtype']}{' causal' if c['causal'] else ''}"
@@ -149,25 +160,16 @@ class MhaForward(Task):
         q, k, v = inputs
         return forward(q, k, v, bool(c["causal"]), float(sm_scale_of(c)))
 
-    def output_spec(self, c: dict[str, Any]) -> tuple[tuple[int, ...], str]:
-        return (c["batch"], c["heads"], c["seq"], c["head_dim"]), c["dtype"]
+    def outputs(self, c: dict[str, Any]) -> list[OutputSpec]:
+        return [OutputSpec("o", (c["batch"], c["heads"], c["seq"], c["head_dim"]), c["dtype"], TOLERANCES[c["dtype"]])]
 
-    def reference(self, inputs: list[torch.Tensor], c: dict[str, Any]) -> torch.Tensor:
-        exact = torch.float64 if inputs[0].device.type == "cpu" else torch.float32
-        q, k, v = (t.to(exact) for t in inputs)
-        return naive_attention(q, k, v, bool(c["causal"]), sm_scale_of(c))
+    def reference(self, inputs: list[torch.Tensor], c: dict[str, Any]) -> list[torch.Tensor]:
+        q, k, v = (t.to(exact_dtype(t)) for t in inputs)
+        return [naive_attention(q, k, v, bool(c["causal"]), sm_scale_of(c))]
 
     def flops(self, c: dict[str, Any]) -> float:
         f = 4.0 * c["batch"] * c["heads"] * c["seq"] ** 2 * c["head_dim"]
         return f / 2 if c["causal"] else f
-
-    def tolerance(self, dtype: str) -> Tolerance:
-        # Scaled to what rounding P to the input dtype before the second product costs.
-        return {
-            "float32": Tolerance(rel=2e-3, atol=2e-3, rtol=2e-3),
-            "float16": Tolerance(rel=5e-3, atol=5e-3, rtol=1e-2),
-            "bfloat16": Tolerance(rel=2.5e-2, atol=3e-2, rtol=5e-2),
-        }[dtype]
 
     def sweep(self, mode: str) -> list[Trial]:
         if mode == "interpreter":
