@@ -216,7 +216,7 @@ def get_task(name: str, shapes: list[dict[str, Any]] | None = None) -> Task:
 
 @functools.cache
 def _load_tasks() -> None:
-    from harness.tasks import gqa_fwd, mha_fwd  # noqa: F401  (each registers itself)
+    from harness.tasks import attn_bwd, gqa_fwd, mha_fwd  # noqa: F401  (each registers itself)
 
     for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP):
         try:

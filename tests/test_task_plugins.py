@@ -68,5 +68,5 @@ def test_an_unknown_task_lists_the_plug_ins_and_why_a_broken_one_did_not_load(si
     r = evolve(_install(site), "check", "--task", "nope", str(SEED))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     message = " ".join(r.stderr.split())
-    assert "known tasks: gqa_fwd, mha_fwd, mha_tiny" in message
+    assert "known tasks: attn_bwd, gqa_fwd, mha_fwd, mha_tiny" in message
     assert "plug-in broken did not load: ModuleNotFoundError" in message
