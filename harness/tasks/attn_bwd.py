@@ -216,9 +216,11 @@ class AttnBackward(MhaForward):
             ]
         else:
             cases = [case(2, 3, 127, 64, False, "bfloat16")]  # smoke
+            # No seq 1: with one key, dq and dk are exactly zero (the softmax of one logit has no
+            # gradient), so any rounding is an infinite relative error; 2 is the shortest that is not.
             for d in (64, 128):
                 for causal in (False, True):
-                    for n, b, h in ((1, 2, 3), (17, 2, 3), (127, 2, 3), (1000, 2, 3), (4097, 1, 2)):
+                    for n, b, h in ((2, 2, 3), (17, 2, 3), (127, 2, 3), (1000, 2, 3), (4097, 1, 2)):
                         extra = {"sm_scale": 0.3} if n == 1000 and causal else {}
                         cases.append(case(b, h, n, d, causal, "bfloat16", **extra))
             cases += [
