@@ -43,7 +43,7 @@ def reference_entry(source: str) -> dict[str, int]:
 
 def describe(source: str) -> dict[str, float]:
     """Grid axes: ``tile`` = log2(BLOCK_M·BLOCK_N), ``warps`` = log2(num_warps), ``stages`` =
-    num_stages, ``features`` = bit mask of TMA, warp specialisation and a persistent grid. For
+    num_stages (a kernel's own ``STAGES`` where it has them), ``features`` = bit mask of TMA, warp specialisation and a persistent grid. For
     the cost model also ``masked_tile`` = log2(BLOCK_M·BLOCK_N_MASKED), ``order`` (0 launch
     order, 1 longest rows first, 2 persistent), ``lazy_rescale`` and ``exp2`` (0/1)."""
     entry = reference_entry(source)
@@ -56,7 +56,7 @@ def describe(source: str) -> dict[str, float]:
     return {
         "tile": tile,
         "warps": math.log2(value["num_warps"]),
-        "stages": float(value["num_stages"]),
+        "stages": float(entry.get("STAGES", value["num_stages"])),
         "features": float(mask),
         "masked_tile": math.log2(value["BLOCK_M"] * entry["BLOCK_N_MASKED"]) if "BLOCK_N_MASKED" in entry else tile,
         "order": float(entry.get("ORDER", 2 if mask & 4 else 0)),

@@ -4,7 +4,8 @@ on a configuration that cannot build.
 
 Two rules, both measured with tests/honest/compile_seed.py:
 
-- shared memory: the Q tile plus ``num_stages`` buffers of one K and one V tile (the wider of
+- shared memory: the Q tile plus ``num_stages`` (or, for a kernel with its own K/V rings like the
+  Gluon seed, ``STAGES``) buffers of one K and one V tile (the wider of
   BLOCK_N and BLOCK_N_MASKED; the two key loops reuse one allocation) plus a little for TMA and
   the lazy-rescale branch. Exact on the wgmma path (BLOCK_M >= 64), an overestimate on the
   mma.sync path (Q stays in registers), and checked against the 227 KiB a block may opt into on
@@ -39,7 +40,7 @@ def shared_bytes(values: Mapping[str, int], head_dim: int, dtype_bytes: int = DT
     block_n = max(v["BLOCK_N"], v.get("BLOCK_N_MASKED", v["BLOCK_N"]))
     q_tile = v["BLOCK_M"] * block_d * dtype_bytes
     kv_tiles = 2 * block_n * block_d * dtype_bytes
-    return q_tile + max(1, v["num_stages"]) * kv_tiles + SHARED_RESERVE
+    return q_tile + max(1, v.get("STAGES", v["num_stages"])) * kv_tiles + SHARED_RESERVE
 
 
 def problems(values: Mapping[str, int], head_dim: int, dtype_bytes: int = DTYPE_BYTES) -> list[str]:

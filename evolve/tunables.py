@@ -21,14 +21,16 @@ LADDERS: dict[str, tuple[int, ...]] = {
     "BLOCK_N_MASKED": (16, 32, 64, 128, 256),
     "num_warps": (2, 4, 8, 16),
     "num_stages": (1, 2, 3, 4, 5),
+    "STAGES": (2, 3, 4),  # slots of a kernel's own K/V rings (the Gluon seed's)
     "WARP_SPEC": (0, 1),
     "TMA": (0, 1),
     "ORDER": (0, 1, 2),
     "LAZY_RESCALE": (0, 1),
     "EXP2": (0, 1),
+    "PIPELINE": (0, 1),
 }
 # Tunables whose values are choices, not steps on a ladder: a mutation may pick any other value.
-SWITCHES = frozenset({"WARP_SPEC", "TMA", "ORDER", "LAZY_RESCALE", "EXP2"})
+SWITCHES = frozenset({"WARP_SPEC", "TMA", "ORDER", "LAZY_RESCALE", "EXP2", "PIPELINE"})
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """FA3-style attention forward for ``mha_fwd`` in Gluon (triton.experimental.gluon, triton 3.6),
 for Hopper (sm_90) only: Gluon has no interpreter and this kernel uses wgmma and TMA.
 
-One program computes BLOCK_M = 128 query rows of one (batch, head); 8 warps, i.e. two consumer
+One program computes ROWS = 128 query rows of one (batch, head); 8 warps, i.e. two consumer
 warpgroups of 64 rows each. Q, K and V are read through host-side TMA descriptors over the 2-D
 (batch * heads * seq, head_dim) views; K and V go through STAGES-slot rings in shared memory with
 separate K and V mbarriers (a K slot is refilled as soon as its QK^T is done, a V slot once its
@@ -50,40 +50,31 @@ from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 # Tunables per (largest head_dim served, "causal" or "full", measured sequence length). A call
 # takes the entry of the smallest head_dim at least its own, of its mode, and of the measured
 # length nearest its own on a log scale (1-2047 -> 1024, 2048-8191 -> 4096, 8192+ -> 16384).
-#   BLOCK_M query rows per program (two warpgroups of BLOCK_M / 2 rows); BLOCK_N keys per tile;
-#   STAGES slots of each of the K and V rings; num_warps of the consumer (8);
+#   BLOCK_N keys per tile; STAGES slots of each of the K and V rings;
 #   PIPELINE, WARP_SPEC, ORDER: the structural switches of the header.
+# The rows per program and the consumer's warps are fixed (ROWS, CONSUMER_WARPS below): the
+# layouts assume two warpgroups of 64 rows, so they are not tunables.
 # Each entry is the variant of benchmarks/gluon_seed.py that was fastest on its benchmark shape in
 # one run on an H200 (benchmarks/results/gluon-seed-h200.md): synchronous MMAs without the loader
 # at D = 64; pipelined with the loader at D = 128 (persistent at N 1024 causal and N 4096, three
 # K/V slots at N 16384).
 TUNABLES = {
-    (64, "full", 1024): {"BLOCK_M": 128, "BLOCK_N": 128, "STAGES": 2, "num_warps": 8,
-                         "PIPELINE": 0, "WARP_SPEC": 0, "ORDER": 1},
-    (64, "full", 4096): {"BLOCK_M": 128, "BLOCK_N": 128, "STAGES": 2, "num_warps": 8,
-                         "PIPELINE": 0, "WARP_SPEC": 0, "ORDER": 1},
-    (64, "full", 16384): {"BLOCK_M": 128, "BLOCK_N": 128, "STAGES": 2, "num_warps": 8,
-                          "PIPELINE": 0, "WARP_SPEC": 0, "ORDER": 1},
-    (64, "causal", 1024): {"BLOCK_M": 128, "BLOCK_N": 128, "STAGES": 2, "num_warps": 8,
-                           "PIPELINE": 0, "WARP_SPEC": 0, "ORDER": 1},
-    (64, "causal", 4096): {"BLOCK_M": 128, "BLOCK_N": 128, "STAGES": 2, "num_warps": 8,
-                           "PIPELINE": 0, "WARP_SPEC": 0, "ORDER": 1},
-    (64, "causal", 16384): {"BLOCK_M": 128, "BLOCK_N": 128, "STAGES": 2, "num_warps": 8,
-                            "PIPELINE": 0, "WARP_SPEC": 0, "ORDER": 1},
-    (128, "full", 1024): {"BLOCK_M": 128, "BLOCK_N": 128, "STAGES": 2, "num_warps": 8,
-                          "PIPELINE": 1, "WARP_SPEC": 1, "ORDER": 1},
-    (128, "full", 4096): {"BLOCK_M": 128, "BLOCK_N": 128, "STAGES": 2, "num_warps": 8,
-                          "PIPELINE": 1, "WARP_SPEC": 1, "ORDER": 2},
-    (128, "full", 16384): {"BLOCK_M": 128, "BLOCK_N": 128, "STAGES": 3, "num_warps": 8,
-                           "PIPELINE": 1, "WARP_SPEC": 1, "ORDER": 1},
-    (128, "causal", 1024): {"BLOCK_M": 128, "BLOCK_N": 128, "STAGES": 2, "num_warps": 8,
-                            "PIPELINE": 1, "WARP_SPEC": 1, "ORDER": 2},
-    (128, "causal", 4096): {"BLOCK_M": 128, "BLOCK_N": 128, "STAGES": 2, "num_warps": 8,
-                            "PIPELINE": 1, "WARP_SPEC": 1, "ORDER": 2},
-    (128, "causal", 16384): {"BLOCK_M": 128, "BLOCK_N": 128, "STAGES": 3, "num_warps": 8,
-                             "PIPELINE": 1, "WARP_SPEC": 1, "ORDER": 1},
+    (64, "full", 1024): {"BLOCK_N": 128, "STAGES": 2, "PIPELINE": 0, "WARP_SPEC": 0, "ORDER": 1},
+    (64, "full", 4096): {"BLOCK_N": 128, "STAGES": 2, "PIPELINE": 0, "WARP_SPEC": 0, "ORDER": 1},
+    (64, "full", 16384): {"BLOCK_N": 128, "STAGES": 2, "PIPELINE": 0, "WARP_SPEC": 0, "ORDER": 1},
+    (64, "causal", 1024): {"BLOCK_N": 128, "STAGES": 2, "PIPELINE": 0, "WARP_SPEC": 0, "ORDER": 1},
+    (64, "causal", 4096): {"BLOCK_N": 128, "STAGES": 2, "PIPELINE": 0, "WARP_SPEC": 0, "ORDER": 1},
+    (64, "causal", 16384): {"BLOCK_N": 128, "STAGES": 2, "PIPELINE": 0, "WARP_SPEC": 0, "ORDER": 1},
+    (128, "full", 1024): {"BLOCK_N": 128, "STAGES": 2, "PIPELINE": 1, "WARP_SPEC": 1, "ORDER": 1},
+    (128, "full", 4096): {"BLOCK_N": 128, "STAGES": 2, "PIPELINE": 1, "WARP_SPEC": 1, "ORDER": 2},
+    (128, "full", 16384): {"BLOCK_N": 128, "STAGES": 3, "PIPELINE": 1, "WARP_SPEC": 1, "ORDER": 1},
+    (128, "causal", 1024): {"BLOCK_N": 128, "STAGES": 2, "PIPELINE": 1, "WARP_SPEC": 1, "ORDER": 2},
+    (128, "causal", 4096): {"BLOCK_N": 128, "STAGES": 2, "PIPELINE": 1, "WARP_SPEC": 1, "ORDER": 2},
+    (128, "causal", 16384): {"BLOCK_N": 128, "STAGES": 3, "PIPELINE": 1, "WARP_SPEC": 1, "ORDER": 1},
 }
 
+ROWS = 128  # query rows per program: two consumer warpgroups of 64 rows
+CONSUMER_WARPS = 8
 LOG2E = 1.4426950408889634
 LOADER_REGS = 24  # registers per thread of the 1-warp loader partition (its warpgroup's minimum)
 
@@ -436,7 +427,7 @@ def forward(q, k, v, causal: bool, sm_scale: float) -> torch.Tensor:
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()  # the 2-D views need dense rows
     out = torch.empty_like(q)
     gdtype = _GL_DTYPES[q.dtype]
-    bm, bn = cfg["BLOCK_M"], cfg["BLOCK_N"]
+    bm, bn = ROWS, cfg["BLOCK_N"]
     q_desc = TensorDescriptor.from_tensor(q.view(B * H * N, D), [bm, D],
                                           gl.NVMMASharedLayout.get_default_for([bm, D], gdtype))
     kv_layout = gl.NVMMASharedLayout.get_default_for([bn, D], gdtype)
@@ -448,11 +439,11 @@ def forward(q, k, v, causal: bool, sm_scale: float) -> torch.Tensor:
     if cfg["WARP_SPEC"]:
         # num_warps + 4 warps in all (the loader's warpgroup): the register file split among them;
         # the partitions then move registers from the loader to the consumer.
-        extra["maxnreg"] = 65536 // (32 * (cfg["num_warps"] + 4)) // 8 * 8
+        extra["maxnreg"] = 65536 // (32 * (CONSUMER_WARPS + 4)) // 8 * 8
     _attn_fwd[(programs,)](
         q_desc, k_desc, v_desc, out, sm_scale * LOG2E, N, B * H,
         HEAD_DIM=D, BLOCK_M=bm, BLOCK_N=bn, STAGES=cfg["STAGES"], CAUSAL=causal,
         PIPELINE=bool(cfg["PIPELINE"]), WARP_SPEC=bool(cfg["WARP_SPEC"]), ORDER=cfg["ORDER"],
-        LOADER_REGS=LOADER_REGS, num_warps=cfg["num_warps"], **extra,
+        LOADER_REGS=LOADER_REGS, num_warps=CONSUMER_WARPS, **extra,
     )
     return out

@@ -81,7 +81,7 @@ def test_each_switch_alone_matches_the_reference(seed: ModuleType, change: dict[
 
 @pytest.mark.slow
 def test_every_combination_of_switches_matches_the_reference(seed: ModuleType) -> None:
-    names = sorted(tunables.SWITCHES)
+    names = sorted(n for n in tunables.SWITCHES if n in SMALL)
     for combo in itertools.product(*(tunables.LADDERS[n] for n in names)):
         cfg = {**SMALL, **dict(zip(names, combo)), "BLOCK_N_MASKED": 16}
         shape = SHAPES[sum(combo) % len(SHAPES)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,13 @@ def test_a_model_candidate_with_an_entry_that_cannot_compile_is_refused_before_t
     assert not refused.ok and refused.kind == "feasibility"
     assert "TUNABLES entry 128,causal,16384" in refused.message and "shared memory" in refused.message
     assert passed.ok
+
+
+def test_the_gluon_seed_exposes_its_rings_and_pipelining_but_not_its_fixed_rows_and_warps() -> None:
+    source = (Path(__file__).resolve().parents[1] / "seeds" / "mha_fwd_gluon.py").read_text()
+    names = {n for entry in tunables.entries(tunables.find(source)).values() for n in entry}
+    assert names == {"BLOCK_N", "STAGES", "PIPELINE", "WARP_SPEC", "ORDER"}
+    # Its header: 160 KB with 2 K/V slots at head_dim 128, 224 KB with 3; 4 do not fit.
+    ring = {"BLOCK_N": 128, "PIPELINE": 1, "WARP_SPEC": 1, "ORDER": 1}
+    assert [feasibility.feasible({**ring, "STAGES": s}, 128) for s in (2, 3, 4)] == [True, True, False]
+    assert feasibility.feasible({**ring, "STAGES": 4}, 64)

@@ -48,7 +48,7 @@ def seed_values(seed) -> dict[str, int]:
 
 
 def switch_configs(base: dict[str, int]) -> list[dict[str, int]]:
-    names = sorted(tunables.SWITCHES)
+    names = sorted(n for n in tunables.SWITCHES if n in base)
     out = []
     for combo in itertools.product(*(tunables.LADDERS[n] for n in names)):
         for masked in (base["BLOCK_N"], base["BLOCK_N"] // 2):
