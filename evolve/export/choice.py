@@ -26,8 +26,9 @@ CHOICE_RULE = ("each benchmark shape gets the program measured there whose speed
                "the highest lower end (timings without an interval rank below, by their median, and timings against "
                "another baseline below those; ties go to the older program)")
 ROUTE_RULE = (f"a bucket runs its kernel only when the {LEVEL:.0%} bootstrap interval of the kernel's speedup over torch's "
-              "default SDPA, timed in turns on the bucket's benchmark shape, lies entirely above 1.0; otherwise it "
-              "calls torch.nn.functional.scaled_dot_product_attention unchanged")
+              "default SDPA (its backward, for a backward row), timed in turns on the bucket's benchmark shape, lies "
+              "entirely above 1.0; otherwise it calls torch.nn.functional.scaled_dot_product_attention unchanged (a "
+              "backward row: recomputes the gradients through it)")
 
 
 def surety(f: Figures) -> tuple[bool, bool, float, float]:
@@ -36,8 +37,9 @@ def surety(f: Figures) -> tuple[bool, bool, float, float]:
 
 
 def choose(measurements: list[Measurement]) -> list[Measurement]:
-    """The best measurement per (head_dim, causal, dtype, seq), in the order of the shapes."""
-    best: dict[tuple[int, bool, str, int], Measurement] = {}
+    """The best measurement per (direction, group, head_dim, causal, dtype, seq), in that order: an
+    mha_fwd and a gqa_fwd program measured on the same group-1 shape compete for it."""
+    best: dict[tuple[str, int, int, bool, str, int], Measurement] = {}
     for m in sorted(measurements, key=lambda m: m.program_id):
         held = best.get(m.shape.key)
         if held is None or surety(m.figures) > surety(held.figures):

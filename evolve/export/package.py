@@ -14,6 +14,7 @@ import math
 import re
 import shutil
 import tempfile
+import tomllib
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -26,14 +27,21 @@ from evolve.errors import UserError
 from evolve.export.choice import CHOICE_RULE, ROUTE_RULE
 from evolve.export.devices import compute_capability
 from evolve.export.table import DispatchTable
-from evolve.export.winners import TASK
+from harness.task import get_task
 
 TEMPLATE = Path(__file__).parent / "template"
 MARKER = "# Written by `evolve export`"
 _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 _TAKEN = {"torch", "triton", "tests", "test"}
 BASELINE = ("torch.nn.functional.scaled_dot_product_attention with no backend forced: whichever backend "
-            "torch picks for the call on that GPU (named in each row)")
+            "torch picks for the call on that GPU (named in each row); for backward rows, that call's backward")
+# How a training call gets the logsumexp an evolved backward needs (the forward kernels return o only).
+BACKWARD_RULE = ("a call that needs gradients, in a bucket whose backward runs an evolved kernel, runs torch's flash "
+                 "forward (torch.ops.aten._scaled_dot_product_flash_attention; on the CPU its _for_cpu variant) "
+                 "instead of the forward row's choice, because it returns o together with the logsumexp the backward "
+                 "kernel reads, as the attn_bwd harness derived them; where flash refuses the call, an exact forward "
+                 "in plain PyTorch does, with a warning. Every other bucket saves q, k, v and recomputes the gradients "
+                 "through torch's SDPA")
 
 
 def check_name(name: str) -> None:
@@ -80,12 +88,12 @@ def manifest(table: DispatchTable, runs: list[int], name: str) -> dict[str, Any]
     capability = compute_capability(device)
     r = table.retiming
     return {
-        "format": 2,
+        "format": 3,
         "package": name,
-        "task": TASK,
+        "tasks": sorted({r.kernel.task for r in table.rows}),
         "runs": runs,
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "exported_by": f"evolve export (kernel-evolve {metadata.version('kernel-evolve')})",
+        "exported_by": f"evolve export (kernel-evolve {_version()})",
         "device": {"name": device, "compute_capability": list(capability) if capability else None},
         "baseline": BASELINE,
         "retimed": None if r is None else {
@@ -94,11 +102,14 @@ def manifest(table: DispatchTable, runs: list[int], name: str) -> dict[str, Any]
         "choice_rule": CHOICE_RULE,
         "route_rule": ROUTE_RULE,
         "bucket_rule": RULE,
-        "buckets": [{"min_seq": b.min_seq, "max_seq": b.max_seq, "measured_seq": b.measured_seq}
-                    for b in table.buckets],
+        "backward_rule": BACKWARD_RULE,
+        "buckets": [{"direction": direction, "group": group, "head_dim": head_dim, "causal": causal,
+                     "min_seq": b.min_seq, "max_seq": b.max_seq, "measured_seq": b.measured_seq}
+                    for (direction, group, head_dim, causal), buckets in table.buckets.items() for b in buckets],
         "kernels": {
             k.name: {
-                "file": f"kernels/{k.name}.py", "sha256": k.sha256, "run": k.run_id, "program": k.program_id,
+                "file": f"kernels/{k.name}.py", "sha256": k.sha256, "task": k.task, "direction": k.direction,
+                "entry": get_task(k.task).signature.text(), "run": k.run_id, "program": k.program_id,
                 "evaluation": k.evaluation_id, "operator": k.operator, "generation": k.generation,
                 "measured_at": k.measured_at.isoformat(timespec="seconds"), "device": k.device,
                 "torch": k.torch_version, "triton": k.triton_version, "fitness": k.fitness,
@@ -130,27 +141,65 @@ def dumps(data: dict[str, Any]) -> str:
 
 def _readme_context(data: dict[str, Any]) -> dict[str, Any]:
     timed = [r for r in data["table"] if r["dtype"] == r["timed_as"]]
-    ours = [r for r in timed if r["kernel"]]
     serves: dict[str, list[str]] = {}
-    for r in ours:
-        lengths = f"{r['min_seq']}+" if r["max_seq"] is None else f"{r['min_seq']}-{r['max_seq']}"
-        serves.setdefault(r["kernel"], []).append(f"D{r['head_dim']}{' causal' if r['causal'] else ''} N {lengths}")
+    for r in timed:
+        if r["kernel"]:
+            lengths = f"{r['min_seq']}+" if r["max_seq"] is None else f"{r['min_seq']}-{r['max_seq']}"
+            serves.setdefault(r["kernel"], []).append(f"{_where(r)} N {lengths}")
     return {
         **data,
         "version": data["exported_at"][:10].replace("-", "."),  # the export date, e.g. 2026.11.23
         "strict_env": f"{data['package'].upper()}_STRICT",
-        "rows": timed,
-        "coverage": [{"head_dim": d, "dtype": t, "causal": c}
-                     for d, t, c in sorted({(r["head_dim"], r["dtype"], r["causal"]) for r in data["table"]})],
+        "forward_rows": [r for r in timed if r["direction"] == "forward"],
+        "backward_rows": [r for r in timed if r["direction"] == "backward"],
+        "coverage": {direction: [_where(r) + f" {r['dtype']}" for r in _families(data["table"], direction)]
+                     for direction in ("forward", "backward")},
+        "bucket_sets": _bucket_sets(data["buckets"]),
         "inherited": sorted({r["dtype"] for r in data["table"]} - {r["dtype"] for r in timed}),
         "kernels": [{"name": n, **k, "serves": "; ".join(serves.get(n, []))} for n, k in data["kernels"].items()],
-        "summary": {
-            "ours": len(ours), "timed": len(timed),
-            "geomean": math.exp(sum(math.log(r["speedup"]) for r in ours) / len(ours)),
-            "min": min(r["speedup"] for r in ours), "max": max(r["speedup"] for r in ours),
-            "baselines": sorted({r["baseline"] for r in ours}),
-        },
+        "summary": {direction: _summary([r for r in timed if r["direction"] == direction])
+                    for direction in ("forward", "backward")},
     }
+
+
+def _where(r: dict[str, Any]) -> str:
+    """A row's or a bucket's family in words: "GQA group 4 D128 causal"."""
+    group = f"GQA group {r['group']} " if r["group"] > 1 else ""
+    return f"{group}D{r['head_dim']}{' causal' if r['causal'] else ''}"
+
+
+def _families(table: list[dict[str, Any]], direction: str) -> list[dict[str, Any]]:
+    """One row per (group, head_dim, causal, dtype) of ``direction``, in the table's order."""
+    seen: dict[tuple[int, int, bool, str], dict[str, Any]] = {}
+    for r in table:
+        if r["direction"] == direction:
+            seen.setdefault((r["group"], r["head_dim"], r["causal"], r["dtype"]), r)
+    return [seen[k] for k in sorted(seen)]
+
+
+def _bucket_sets(buckets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The families that share one set of length buckets (usually all of a pass), with the set."""
+    families: dict[tuple[str, int, int, bool], list[tuple[int, int | None, int]]] = {}
+    for b in buckets:
+        key = (b["direction"], b["group"], b["head_dim"], b["causal"])
+        families.setdefault(key, []).append((b["min_seq"], b["max_seq"], b["measured_seq"]))
+    sets: dict[tuple[tuple[int, int | None, int], ...], list[str]] = {}
+    for (direction, group, head_dim, causal), spans in families.items():
+        where = _where({"group": group, "head_dim": head_dim, "causal": causal})
+        sets.setdefault(tuple(spans), []).append(f"{direction} {where}")
+    return [{"families": ", ".join(names),
+             "buckets": [{"min_seq": a, "max_seq": b, "measured_seq": n} for a, b, n in spans]}
+            for spans, names in sets.items()]
+
+
+def _summary(timed: list[dict[str, Any]]) -> dict[str, Any]:
+    ours = [r for r in timed if r["kernel"]]
+    out: dict[str, Any] = {"ours": len(ours), "timed": len(timed)}
+    if ours:
+        out.update(geomean=math.exp(sum(math.log(r["speedup"]) for r in ours) / len(ours)),
+                   min=min(r["speedup"] for r in ours), max=max(r["speedup"] for r in ours),
+                   baselines=sorted({r["baseline"] for r in ours}))
+    return out
 
 
 def _render_template(dest: Path, name: str, context: dict[str, Any]) -> None:
@@ -167,3 +216,13 @@ def _render_template(dest: Path, name: str, context: dict[str, Any]) -> None:
             target.with_suffix("").write_text(env.get_template(rel.as_posix()).render(context))
         else:
             shutil.copyfile(src, target)
+
+
+def _version() -> str:
+    """The installed project's version; from pyproject.toml when the tree runs uninstalled (on
+    PYTHONPATH, as on the GPU machines, whose image cannot build the project)."""
+    try:
+        return metadata.version("kernel-evolve")
+    except metadata.PackageNotFoundError:
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+        return tomllib.loads(pyproject.read_text())["project"]["version"] + " (source tree)"

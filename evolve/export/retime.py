@@ -1,5 +1,6 @@
-"""Re-timing before writing: each chosen program checked again by the trusted judge, on this GPU,
-timed in turns with torch's default SDPA on every benchmark shape.
+"""Re-timing before writing: each chosen program checked again by the trusted judge of its run's
+task (on that run's benchmark shapes), on this GPU, timed in turns with torch's default SDPA
+(its backward, for attn_bwd) on every benchmark shape.
 
 The archive's figures were measured during the search, possibly under another torch (whose
 default SDPA may pick another backend) and always by evaluations that won a noisy ranking; the
@@ -19,7 +20,7 @@ from evolve.export.winners import Figures, Kernel, Shape
 from harness.device import Platform
 from harness.verdict import Outcome, Verdict
 
-Key = tuple[int, tuple[int, bool, str, int]]  # (program, shape key)
+Key = tuple[int, tuple[str, int, int, bool, str, int]]  # (program, shape key)
 
 
 class Judge(Protocol):
@@ -58,11 +59,12 @@ PARALLEL = 6  # checks at once: they compile side by side and take turns for the
 
 
 def retime(kernels: list[Kernel], judge: Judge, progress: Callable[[str], None]) -> Retiming:
-    """One full check per program, several at once; refuses a program the judge no longer passes."""
+    """One full check per program (all of one task, which ``judge`` checks), several at once;
+    refuses a program the judge no longer passes."""
     if not kernels:
         raise ValueError("re-timing needs at least one kernel")
     figures: dict[Key, Figures] = {}
-    progress(f"Re-timing {len(kernels)} program(s) against torch's default SDPA on {judge.platform.name}, "
+    progress(f"Re-timing {len(kernels)} {kernels[0].task} program(s) against torch's default SDPA on {judge.platform.name}, "
              f"{min(PARALLEL, len(kernels))} at a time ...")
     with ThreadPoolExecutor(PARALLEL) as pool:
         verdicts = list(pool.map(judge.check, [k.source for k in kernels]))
@@ -73,10 +75,17 @@ def retime(kernels: list[Kernel], judge: Judge, progress: Callable[[str], None])
             raise UserError(f"program {k.program_id} (run {k.run_id}) failed its re-check: {verdict.outcome.value} "
                             f"at stage {verdict.stage.value} ({reason}){retry}")
         for t in verdict.timings:
-            figures[(k.program_id, Shape.of(t.shape).key)] = Figures.fresh(t)
+            figures[(k.program_id, Shape.of(t.shape, k.direction).key)] = Figures.fresh(t)
         timed = (f"fitness {verdict.fitness:.3f} over {verdict.timings[0].baseline_backend}" if verdict.timings
                  else "nothing timed")
         progress(f"  program {k.program_id}: passed in {verdict.duration_s:.0f} s, {timed}")
     last = verdicts[-1]
     return Retiming(last.device, last.torch_version, last.triton_version, last.cudnn_version,
                     datetime.now(UTC), figures)
+
+
+def merged(parts: list[Retiming]) -> Retiming:
+    """The re-timings of several tasks as one: the figures of all, the platform of the last."""
+    last = parts[-1]
+    figures = {key: f for part in parts for key, f in part.figures.items()}
+    return Retiming(last.device, last.torch_version, last.triton_version, last.cudnn_version, last.at, figures)

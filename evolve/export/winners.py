@@ -16,32 +16,54 @@ from typing import Any
 
 from archive import Archive, EvaluationInfo, TimingInfo
 from evolve.errors import UserError
+from harness.task import Task, get_task
 from harness.verdict import Outcome, Stage, Timing
 
-TASK = "mha_fwd"
+# The tasks a package is built from, and which pass of attention each one's kernels serve: the
+# forward tasks share the entry point forward(q, k, v, causal, sm_scale) (k and v may have fewer
+# heads for gqa_fwd), attn_bwd's is forward(q, k, v, o, do, lse, causal, sm_scale) -> dq, dk, dv.
+DIRECTIONS = {"mha_fwd": "forward", "gqa_fwd": "forward", "attn_bwd": "backward"}
 # Failures that say something about the kernel; ``error`` is the harness's own, retryable one.
 _DISQUALIFYING = {Outcome.REJECTED, Outcome.CRASHED, Outcome.TIMEOUT}
 
 
 @dataclass(frozen=True)
 class Shape:
-    """A benchmark shape; ``key`` is what a dispatch row is chosen for."""
+    """A benchmark shape of a forward or a backward task; ``key`` is what a dispatch row is
+    chosen for. ``group`` is heads / kv_heads (1 for tasks whose k and v have every head)."""
 
+    direction: str  # "forward" or "backward"
     head_dim: int
     causal: bool
     dtype: str
     seq: int
     batch: int
     heads: int
+    kv_heads: int
 
     @classmethod
-    def of(cls, case: dict[str, Any]) -> Shape:
-        return cls(int(case["head_dim"]), bool(case["causal"]), str(case["dtype"]), int(case["seq"]),
-                   int(case["batch"]), int(case["heads"]))
+    def of(cls, case: dict[str, Any], direction: str) -> Shape:
+        heads = int(case["heads"])
+        return cls(direction, int(case["head_dim"]), bool(case["causal"]), str(case["dtype"]), int(case["seq"]),
+                   int(case["batch"]), heads, int(case.get("kv_heads", heads)))
 
     @property
-    def key(self) -> tuple[int, bool, str, int]:
-        return self.head_dim, self.causal, self.dtype, self.seq
+    def group(self) -> int:
+        return self.heads // self.kv_heads
+
+    @property
+    def family(self) -> tuple[str, int, int, bool]:
+        """What shares length buckets: the measured lengths of one pass, group, head_dim and mode."""
+        return self.direction, self.group, self.head_dim, self.causal
+
+    @property
+    def key(self) -> tuple[str, int, int, bool, str, int]:
+        return self.direction, self.group, self.head_dim, self.causal, self.dtype, self.seq
+
+    def where(self) -> str:
+        """e.g. "forward GQA 32/8 D128 causal"."""
+        heads = f" GQA {self.heads}/{self.kv_heads}" if self.group > 1 else ""
+        return f"{self.direction}{heads} D{self.head_dim}{' causal' if self.causal else ''}"
 
 
 @dataclass(frozen=True)
@@ -76,6 +98,7 @@ class Measurement:
 
     program_id: int
     run_id: int
+    task: str
     evaluation_id: int
     device: str
     shape: Shape
@@ -88,6 +111,7 @@ class Kernel:
 
     program_id: int
     run_id: int
+    task: str
     evaluation_id: int
     operator: str
     generation: int
@@ -103,6 +127,10 @@ class Kernel:
     @property
     def name(self) -> str:
         return f"program_{self.program_id}"
+
+    @property
+    def direction(self) -> str:
+        return DIRECTIONS[self.task]
 
 
 def measurements(archive: Archive, runs: list[int]) -> list[Measurement]:
@@ -122,15 +150,17 @@ def _run_measurements(archive: Archive, run_id: int) -> list[Measurement]:
     if run.simulated:
         raise UserError(f"run {run_id} is simulated (a cost model, not GPU timings); "
                         "only runs measured on a GPU can be exported")
-    if run.task != TASK:
-        raise UserError(f"run {run_id} optimized task {run.task!r}; export builds {TASK} libraries only")
+    if run.task not in DIRECTIONS:
+        raise UserError(f"run {run_id} optimized task {run.task!r}; export builds libraries from runs of "
+                        f"{', '.join(DIRECTIONS)} only")
+    direction = DIRECTIONS[run.task]
     out = []
     for program_id in archive.program_ids(run_id):
         measured = [e for e in archive.evaluations(program_id) if _measured(e)]
         if measured:
             e = measured[-1]
-            out += [Measurement(program_id, run_id, e.id, e.device, Shape.of(t.shape), Figures.archived(t))
-                    for t in e.timings]
+            out += [Measurement(program_id, run_id, run.task, e.id, e.device, Shape.of(t.shape, direction),
+                                Figures.archived(t)) for t in e.timings]
     if not out:
         raise UserError(_why_nothing_measured(archive, run_id))
     return out
@@ -161,6 +191,7 @@ def kernel(archive: Archive, m: Measurement) -> Kernel:
     return Kernel(
         program_id=m.program_id,
         run_id=program.run_id,
+        task=m.task,
         evaluation_id=chosen.id,
         operator=program.operator,
         generation=program.generation,
@@ -174,6 +205,13 @@ def kernel(archive: Archive, m: Measurement) -> Kernel:
         checked_dtypes=tuple(sorted({str(r.shape["dtype"]) for r in chosen.shape_results
                                      if r.passed and "dtype" in r.shape})),
     )
+
+
+def run_task(archive: Archive, run_id: int) -> Task:
+    """The task a run measured on, with the run's own benchmark shapes where it had them: what
+    re-timing its kernels must measure to time the shapes the table holds."""
+    run = archive.get_run(run_id)
+    return get_task(run.task, run.config.get("shapes") or None)
 
 
 def _measured(e: EvaluationInfo) -> bool:

@@ -36,9 +36,11 @@ def test_each_row_names_the_program_measured_on_its_shape_with_its_interval(evol
                                                                            seed_source: str, tmp_path: Path) -> None:
     run, seed, variant = measured_run(archive, seed_source)
     data = _export(evolve, tmp_path / "pkg", run, "--db", db)
-    assert data["buckets"] == [{"min_seq": 1, "max_seq": 2047, "measured_seq": 1024},
-                               {"min_seq": 2048, "max_seq": 8191, "measured_seq": 4096},
-                               {"min_seq": 8192, "max_seq": None, "measured_seq": 16384}]
+    spans = [{"min_seq": 1, "max_seq": 2047, "measured_seq": 1024},
+             {"min_seq": 2048, "max_seq": 8191, "measured_seq": 4096},
+             {"min_seq": 8192, "max_seq": None, "measured_seq": 16384}]
+    assert data["buckets"] == [{"direction": "forward", "group": 1, "head_dim": d, "causal": c, **b}
+                               for d in (64, 128) for c in (False, True) for b in spans]
     rows = _rows(data)
     assert len(rows) == 2 * 2 * 3  # head_dim x causal x bucket
     for (d, _, min_seq), row in rows.items():
@@ -71,7 +73,7 @@ def test_bucket_not_confirmed_faster_calls_the_default(evolve, archive: Archive,
                 assert row["kernel"] == f"program_{row['program']}" and "confirmed faster" in row["why"]
     assert sorted(data["kernels"]) == sorted([f"program_{seed}", f"program_{variant}"])
     readme = (out / "README.md").read_text()
-    assert "| 128 | no | bfloat16 | 1-2047 | **torch default** |" in readme
+    assert "| 1 | 128 | no | bfloat16 | 1-2047 | **torch default** |" in readme
     assert "10 of the 12 benchmark shapes run an evolved kernel" in readme
 
 
@@ -131,8 +133,9 @@ def test_kernels_are_verbatim_with_provenance(evolve, archive: Archive, db: str,
             (run, program, "NVIDIA H100 80GB HBM3", "2.11.0+cu130", "3.6.0")
         assert entry["measured_at"] == info.latest_evaluation.created_at.isoformat(timespec="seconds")
     readme = (out / "README.md").read_text()
-    assert f"| `program_{variant}` | {run} | {variant} | mutate, generation 1 |" in readme
-    assert "| 128 | yes | bfloat16 | 8192+ | `program_" in readme
+    assert (f"| `program_{variant}` | mha_fwd | `forward(q, k, v, causal: bool, sm_scale: float) -> o` | {run} | "
+            f"{variant} | mutate, generation 1 |") in readme
+    assert "| 1 | 128 | yes | bfloat16 | 8192+ | `program_" in readme
 
 
 def test_package_reference_agrees_with_the_harness(evolve, archive: Archive, db: str, seed_source: str,

@@ -33,7 +33,7 @@ def test_retimed_intervals_decide_the_routes(archive: Archive, seed_source: str,
     judge = FakeJudge(recheck)
     lines: list[str] = []
     out = tmp_path / "pkg"
-    export(archive, [run], out, "attn", judge=judge, progress=lines.append)
+    export(archive, [run], out, "attn", judge_for=lambda task: judge, progress=lines.append)
     assert sorted(judge.checked) == sorted([seed_source, seed_variant(seed_source)])  # one check per chosen program
     assert sum(": passed in" in line for line in lines) == 2
     data = _dispatch(out)
@@ -55,7 +55,7 @@ def test_kernel_failing_its_recheck_is_refused(archive: Archive, seed_source: st
     run, seed, _ = measured_run(archive, seed_source)
     judge = FakeJudge(lambda source: rejected() if source == seed_source else measured(lambda c: 500))
     with pytest.raises(UserError, match=f"program {seed} \\(run {run}\\) failed its re-check: rejected at stage sweep"):
-        export(archive, [run], tmp_path / "pkg", "attn", judge=judge)
+        export(archive, [run], tmp_path / "pkg", "attn", judge_for=lambda task: judge)
     assert not (tmp_path / "pkg").exists()
 
 
@@ -63,5 +63,5 @@ def test_retiming_on_another_gpu_model_is_refused(archive: Archive, seed_source:
     run, _, _ = measured_run(archive, seed_source)
     judge = FakeJudge(lambda source: measured(lambda c: 500), device="NVIDIA H200")
     with pytest.raises(UserError, match="measured on a NVIDIA H100 80GB HBM3 but this machine has a NVIDIA H200"):
-        export(archive, [run], tmp_path / "pkg", "attn", judge=judge)
+        export(archive, [run], tmp_path / "pkg", "attn", judge_for=lambda task: judge)
     assert judge.checked == []

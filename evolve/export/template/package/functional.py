@@ -1,5 +1,6 @@
 """``scaled_dot_product_attention``: torch's function and signature, running the evolved kernels
-where the dispatch table says they are faster and torch's SDPA everywhere else."""
+where the dispatch table says they are faster and torch's SDPA everywhere else; grouped-query
+calls (``enable_gqa=True``) by the rows of their group, gradients by the backward table."""
 
 from __future__ import annotations
 
@@ -31,9 +32,12 @@ def unsupported(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | N
         return "inputs are not 4-D (batch, heads, sequence, head_dim)"
     if not (query.dtype == key.dtype == value.dtype) or not (query.device == key.device == value.device):
         return "query, key and value differ in dtype or device"
-    if key.shape[1] != query.shape[1] or value.shape[1] != query.shape[1]:
-        return "grouped-query attention (fewer key/value heads than query heads)" if enable_gqa else \
-            "query, key and value differ in the number of heads"
+    if key.shape[1] != value.shape[1]:
+        return "key and value differ in the number of heads"
+    if key.shape[1] != query.shape[1] and not enable_gqa:
+        return "query, key and value differ in the number of heads (and enable_gqa is not set)"
+    if key.shape[1] == 0 or query.shape[1] % key.shape[1]:
+        return "grouped-query attention whose query heads are not a multiple of the key/value heads"
     if key.shape[0] != query.shape[0] or value.shape[0] != query.shape[0]:
         return "query, key and value differ in batch size"
     if key.shape[2] != query.shape[2] or value.shape[2] != key.shape[2]:
@@ -42,10 +46,20 @@ def unsupported(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | N
         return "value's or key's head_dim differs from query's"
     if query.numel() == 0:
         return "empty inputs"
-    if not TABLE.covers(query.shape[3], is_causal, query.dtype):
-        return (f"no kernel measured for head_dim {query.shape[3]}, {str(query.dtype).removeprefix('torch.')}, "
-                f"is_causal={is_causal}")
+    group = query.shape[1] // key.shape[1]
+    dtype = str(query.dtype).removeprefix("torch.")
+    if group > 1 and not TABLE.covers(query.shape[3], is_causal, query.dtype, group):
+        measured = TABLE.groups(query.shape[3], is_causal, query.dtype)
+        return (f"grouped-query attention with group {group} ({query.shape[1]} query heads, {key.shape[1]} key/value "
+                f"heads): no kernel measured for it at head_dim {query.shape[3]}, {dtype}, is_causal={is_causal} "
+                f"(groups measured there: {', '.join(map(str, measured)) or 'none'})")
+    if not TABLE.covers(query.shape[3], is_causal, query.dtype, group):
+        return f"no kernel measured for head_dim {query.shape[3]}, {dtype}, is_causal={is_causal}"
     return None
+
+
+def _needs_grad(*tensors: Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def scaled_dot_product_attention(
@@ -66,17 +80,23 @@ def scaled_dot_product_attention(
     was as fast or faster, which call it (no warning, in strict mode too). Any other call runs
     torch's SDPA after one ``AttentionFallbackWarning`` per reason, or raises
     ``AttentionFallbackError`` when ``strict`` (default: the ``<PACKAGE>_STRICT`` environment
-    variable) is true.
+    variable) is true. A call whose inputs require gradients runs, in buckets with an evolved
+    backward kernel, torch's flash forward (which returns the logsumexp that kernel reads) and
+    that kernel in its backward; elsewhere its gradients are recomputed through torch's SDPA.
     """
     strict = STRICT if strict is None else strict
     reason = unsupported(query, key, value, attn_mask, dropout_p, is_causal, enable_gqa)
     if reason is None:
-        # Eager calls in a bucket routed to torch's default call it right here, with the caller's
-        # own arguments and no custom op in between; a compiled graph decides inside the op (its
-        # sequence length may be symbolic).
-        if torch.compiler.is_compiling() or not TABLE.runs_default(query.shape[3], is_causal, query.dtype,
-                                                                   query.shape[2]):
+        training = _needs_grad(query, key, value)
+        d, n, group = query.shape[3], query.shape[2], query.shape[1] // key.shape[1]
+        # Eager calls in a bucket routed to torch's default (with no evolved backward, for a call
+        # that needs gradients) call it right here, with the caller's own arguments and no custom
+        # op in between; a compiled graph decides inside the ops (its sequence length may be symbolic).
+        if torch.compiler.is_compiling() or not TABLE.runs_default(d, is_causal, query.dtype, n, group) or (
+                training and TABLE.backward_kernel(d, is_causal, query.dtype, n, group) is not None):
             scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+            if training:
+                return ops.attention_with_lse(query, key, value, is_causal, scale, strict)[0]
             return ops.attention(query, key, value, is_causal, scale, strict)
     elif strict:
         if torch.compiler.is_compiling():

@@ -16,10 +16,13 @@ TOLERANCE = {
 
 
 def qkv(shape: tuple[int, ...], dtype: torch.dtype, device: str, seed: int = 0,
-        requires_grad: bool = False) -> list[torch.Tensor]:
+        requires_grad: bool = False, group: int = 1) -> list[torch.Tensor]:
+    """q of ``shape`` (B, H, N, D), k and v with H / ``group`` heads."""
     g = torch.Generator().manual_seed(seed)
-    return [torch.randn(shape, generator=g).to(device=device, dtype=dtype).requires_grad_(requires_grad)
-            for _ in range(3)]
+    b, h, n, d = shape
+    shapes = [shape, (b, h // group, n, d), (b, h // group, n, d)]
+    return [torch.randn(s, generator=g).to(device=device, dtype=dtype).requires_grad_(requires_grad)
+            for s in shapes]
 
 
 def assert_close(out: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype, scale: float = 1.0) -> None:
@@ -36,12 +39,15 @@ def assert_close(out: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype, scale
 
 @dataclass(frozen=True)
 class KernelCall:
-    """A (head_dim, causal) whose bucket of lengths ``min_seq..max_seq`` runs a kernel."""
+    """A (head_dim, causal, group) whose lengths ``min_seq..max_seq`` run a kernel, and the
+    backward kernel its gradients run there (None: recomputed through torch's SDPA)."""
 
     head_dim: int
     causal: bool
     min_seq: int
     max_seq: int | None
+    group: int = 1
+    backward_kernel: str | None = None
 
     def seq(self, wanted: int) -> int:
         """``wanted`` where this bucket holds it, else the bucket's shortest length."""
@@ -49,7 +55,28 @@ class KernelCall:
 
 
 def kernel_call(rows: list[dict[str, Any]]) -> KernelCall:
-    """The kernel-routed row holding the shortest lengths, the cheapest to test (an export has
-    at least one)."""
-    r = min((r for r in rows if r["kernel"]), key=lambda r: (r["min_seq"], r["head_dim"], r["causal"]))
+    """The forward kernel-routed row without grouped-query attention holding the shortest
+    lengths, the cheapest to test."""
+    r = min((r for r in rows if r["kernel"] and r["direction"] == "forward" and r["group"] == 1),
+            key=lambda r: (r["min_seq"], r["head_dim"], r["causal"]))
     return KernelCall(r["head_dim"], r["causal"], r["min_seq"], r["max_seq"])
+
+
+def kernel_calls(table: Any, direction: str = "forward") -> list[KernelCall]:
+    """Calls that run a kernel of ``direction``, one per row (backward ones only where the forward
+    table covers the call), narrowed to the lengths where the other table's route stays the one
+    it has at the row's shortest length; shortest first."""
+    other = "backward" if direction == "forward" else "forward"
+    out = set()
+    for r in table.data["table"]:
+        if r["direction"] != direction or not r["kernel"]:
+            continue
+        d, causal, group, dtype = r["head_dim"], r["causal"], r["group"], getattr(torch, r["dtype"])
+        if direction == "backward" and not table.covers(d, causal, dtype, group):
+            continue
+        lo, hi = r["min_seq"], r["max_seq"]
+        route = table.route_for(d, causal, dtype, lo, group, other)
+        if route is not None and route.max_seq is not None:
+            hi = route.max_seq if hi is None else min(hi, route.max_seq)
+        out.add(KernelCall(d, causal, lo, hi, group, table.backward_kernel(d, causal, dtype, lo, group)))
+    return sorted(out, key=lambda c: (c.min_seq, c.group, c.head_dim, c.causal))

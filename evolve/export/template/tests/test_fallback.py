@@ -19,8 +19,12 @@ Call = tuple[list[torch.Tensor], dict[str, Any]]
 
 
 def _covered(attention) -> tuple[int, bool]:
-    row = attention.TABLE.data["table"][0]
+    row = next(r for r in attention.TABLE.data["table"] if r["direction"] == "forward")
     return row["head_dim"], row["causal"]
+
+
+def _unmeasured_group(attention, dtype: torch.dtype) -> int:
+    return next(g for g in range(2, 9) if not attention.TABLE.covers(*_covered(attention), dtype, g))
 
 
 def _uncovered_dtype(attention) -> torch.dtype:
@@ -36,8 +40,8 @@ def _cases(attention, device: str, dtype: torch.dtype) -> dict[str, Callable[[],
         "dropout_p": lambda: (qkv((1, 2, 9, d), dtype, device), {**base, "dropout_p": 0.5}),
         "float": lambda: (qkv((1, 2, 9, d), _uncovered_dtype(attention), device), base),
         "head_dim 48": lambda: (qkv((1, 2, 9, 48), dtype, device), base),
-        "grouped-query": lambda: ([qkv((1, 4, 9, d), dtype, device)[0], *qkv((1, 2, 9, d), dtype, device, seed=1)[1:]],
-                                  {**base, "enable_gqa": True}),
+        "grouped-query": lambda: (qkv((1, _unmeasured_group(attention, dtype), 9, d), dtype, device,
+                                      group=_unmeasured_group(attention, dtype)), {**base, "enable_gqa": True}),
         "lengths differ": lambda: ([qkv((1, 2, 9, d), dtype, device)[0], *qkv((1, 2, 12, d), dtype, device, seed=1)[1:]],
                                    base),
     }
