@@ -152,8 +152,7 @@ def _readme_context(data: dict[str, Any]) -> dict[str, Any]:
         "strict_env": f"{data['package'].upper()}_STRICT",
         "forward_rows": [r for r in timed if r["direction"] == "forward"],
         "backward_rows": [r for r in timed if r["direction"] == "backward"],
-        "coverage": {direction: [_where(r) + f" {r['dtype']}" for r in _families(data["table"], direction)]
-                     for direction in ("forward", "backward")},
+        "coverage": {direction: _coverage(data["table"], direction) for direction in ("forward", "backward")},
         "bucket_sets": _bucket_sets(data["buckets"]),
         "inherited": sorted({r["dtype"] for r in data["table"]} - {r["dtype"] for r in timed}),
         "kernels": [{"name": n, **k, "serves": "; ".join(serves.get(n, []))} for n, k in data["kernels"].items()],
@@ -168,13 +167,14 @@ def _where(r: dict[str, Any]) -> str:
     return f"{group}D{r['head_dim']}{' causal' if r['causal'] else ''}"
 
 
-def _families(table: list[dict[str, Any]], direction: str) -> list[dict[str, Any]]:
-    """One row per (group, head_dim, causal, dtype) of ``direction``, in the table's order."""
-    seen: dict[tuple[int, int, bool, str], dict[str, Any]] = {}
+def _coverage(table: list[dict[str, Any]], direction: str) -> list[str]:
+    """Each (group, head_dim, causal) of ``direction`` with its dtypes: "D64 causal (bfloat16, float16)"."""
+    dtypes: dict[tuple[int, int, bool], set[str]] = {}
     for r in table:
         if r["direction"] == direction:
-            seen.setdefault((r["group"], r["head_dim"], r["causal"], r["dtype"]), r)
-    return [seen[k] for k in sorted(seen)]
+            dtypes.setdefault((r["group"], r["head_dim"], r["causal"]), set()).add(r["dtype"])
+    return [f"{_where({'group': g, 'head_dim': d, 'causal': c})} ({', '.join(sorted(dtypes[(g, d, c)]))})"
+            for g, d, c in sorted(dtypes)]
 
 
 def _bucket_sets(buckets: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,7 +1,10 @@
-"""The real thing: export a measured run, ``pip install`` the package into a fresh virtual
-environment, and run the package's own tests there with the kernels in Triton's interpreter:
-among them, that the buckets routed to the default (D128 at short lengths, see
-``factories.measured_run``) call torch's SDPA and the others the kernels."""
+"""The real thing: export measured runs of the three tasks (mha_fwd, gqa_fwd, attn_bwd), ``pip
+install`` the package into a fresh virtual environment, and run the package's own tests there
+with the kernels in Triton's interpreter: among them, that the buckets routed to the default
+(D128 at short lengths, see ``factories.measured_run``) call torch's SDPA and the others the
+kernels, that grouped-query calls of the measured group run the gqa kernel and others fall back,
+and that the evolved backward (D64 without the mask, ``factories.bwd_run``) and the recompute
+(everywhere else) give the naive reference's gradients."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from archive import Archive
-from tests.export.factories import measured_run
+from tests.export.factories import bwd_run, gqa_run, measured_run
 
 pytestmark = pytest.mark.slow
 
@@ -38,8 +41,11 @@ def _venv(root: Path) -> Path:
 def test_exported_package_installs_and_passes_its_tests(evolve, archive: Archive, db: str, seed_source: str,
                                                         tmp_path: Path) -> None:
     run, seed, variant = measured_run(archive, seed_source)
+    gqa, gqa_program = gqa_run(archive)
+    bwd, bwd_program = bwd_run(archive)
     out = tmp_path / "exported"
-    assert evolve("export", run, "--out", out, "--name", "evolved_attention", "--db", db, "--no-retime").code == 0
+    assert evolve("export", run, gqa, bwd, "--out", out, "--name", "evolved_attention", "--db", db,
+                  "--no-retime").code == 0
 
     python = _venv(tmp_path / "venv")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TRITON_INTERPRET": "1"}
@@ -63,7 +69,14 @@ def test_exported_package_installs_and_passes_its_tests(evolve, archive: Archive
     for must in [("test_kernels", "test_kernel_matches_naive_reference"),
                  ("test_kernels", "test_covered_call_runs_the_kernels"),
                  ("test_kernels", "test_kernel_files_are_verbatim_copies_of_the_archive"),
+                 ("test_kernels", "test_backward_kernel_matches_naive_gradients"),
+                 ("test_kernels", "test_grouped_query_call_runs_the_kernels"),
+                 ("test_kernels", "test_grouped_query_call_of_an_unmeasured_group_falls_back"),
                  ("test_gradients", "test_gradients_match_naive_reference"),
+                 ("test_gradients", "test_evolved_backward_gradients_match_naive_reference"),
+                 ("test_gradients", "test_bucket_without_evolved_backward_recomputes_through_sdpa"),
+                 ("test_gradients", "test_grouped_query_gradients_match_naive_reference"),
+                 ("test_gradients", "test_no_grad_call_runs_the_forward_tables_choice"),
                  ("test_fallback", "test_uncovered_call_falls_back_with_one_warning_per_reason"),
                  ("test_fallback", "test_strict_mode_raises_instead_of_falling_back"),
                  ("test_fallback", "test_strict_environment_variable"),
@@ -71,10 +84,16 @@ def test_exported_package_installs_and_passes_its_tests(evolve, archive: Archive
                  ("test_compile", "test_compiled_model_matches_eager_forward_and_backward"),
                  ("test_compile", "test_strict_fallback_under_compile_raises_when_run"),
                  ("test_compile", "test_custom_op_passes_opcheck"),
+                 ("test_compile", "test_training_custom_ops_pass_opcheck"),
+                 ("test_compile", "test_compiled_training_through_the_evolved_backward_matches_eager"),
+                 ("test_compile", "test_compiled_grouped_query_model_matches_eager"),
+                 ("test_dispatch", "test_grouped_query_rows_are_keyed_by_their_group"),
                  ("test_dispatch", "test_each_length_runs_its_rows_choice"),
                  ("test_dispatch", "test_only_confirmed_rows_run_kernels"),
                  ("test_dispatch", "test_default_rows_call_torchs_sdpa"),
                  ("test_dispatch", "test_default_rows_call_torchs_sdpa_when_compiled")]:
         assert must in ran, f"{must} did not run: {sorted(ran)}"
     kernel_tests = [c.get("name", "") for c in ET.parse(report).getroot().iter("testcase")]
-    assert any(f"program_{seed}-" in n for n in kernel_tests) and any(f"program_{variant}-" in n for n in kernel_tests)
+    for program in (seed, variant, gqa_program, bwd_program):
+        assert any(f"program_{program}-" in n for n in kernel_tests), (program, kernel_tests)
+    assert any(f"program_{gqa_program}-" in n and "-g4" in n for n in kernel_tests)
