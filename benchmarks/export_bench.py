@@ -1,13 +1,16 @@
 """Benchmark an exported attention package (``evolve export``) against torch's default SDPA
 (plain ``F.scaled_dot_product_attention``, whichever backend torch picks; the backend it
 resolves to is named per shape), and beside it SDPA's flash and cuDNN backends and
-FlexAttention, on the task's benchmark shapes, forward and forward+backward, in bf16. The
+FlexAttention, on the task's benchmark shapes (``--task gqa_fwd``: grouped-query attention at
+Llama 3's 32/8 heads, called with ``enable_gqa=True``, without FlexAttention), forward and
+forward+backward, in bf16. The
 package and the default are timed in turns in one pass, so their ratio is a side-by-side one.
 Every implementation's output, and in forward+backward its gradients, is checked against the
 fp32 reference before it is timed; the package runs in strict mode, so a call that fell back to
 torch's SDPA fails instead of being timed as the package (a bucket the export routed to the
 default calls it by design: there the package should time like the default). Reports, per
-shape, what the package routes to and the speedup the export measured there. Also checks, on
+shape, what the package routes to (forward, and backward: its evolved kernel or the recompute)
+and the speedup the export measured there. Also checks, on
 one shape, that the package replays from a CUDA graph and compiles with fullgraph=True.
 
 Needs torch, triton, the package and this repository's ``harness/`` only. Writes JSON and a
@@ -46,11 +49,12 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.attention import Impl, flex_impl, machine_line, progress_line, table  # noqa: E402
 from harness.compare import compare_returned  # noqa: E402
-from harness.task import get_task  # noqa: E402
-from harness.tasks.mha_fwd import case as make_case  # noqa: E402
+from harness.task import Task, get_task  # noqa: E402
+from harness.tasks.gqa_fwd import gqa_case  # noqa: E402
+from harness.tasks.mha_fwd import case as mha_case  # noqa: E402
 from harness.tasks.mha_fwd import sm_scale_of  # noqa: E402
 
-TASK = get_task("mha_fwd")
+TASKS = ("mha_fwd", "gqa_fwd")
 FWD_BWD_FLOPS = 3.5  # backward does 2.5x the forward's matmul work (recomputation not counted)
 Timer = Callable[[list[Callable[[], object]]], list[float]]  # calls timed in turns -> ms each
 
@@ -65,16 +69,29 @@ def load_package(where: str) -> ModuleType:
         sys.exit(f"{directory} holds no exported package (no <package>/dispatch.json)")
     sys.path.insert(0, str(directory.resolve()))
     package = importlib.import_module(found[0])
-    if package.TABLE.data.get("format", 1) < 2:
-        sys.exit(f"{directory} was written by an older evolve export, without routes to the default SDPA; export again")
+    if package.TABLE.data.get("format", 1) < 3:
+        sys.exit(f"{directory} was written by an older evolve export, without grouped-query and backward rows; "
+                 "export again")
     return package
+
+
+def make_case(batch: int, heads: int, seq: int, head_dim: int, causal: bool, dtype: str,
+              task: Task) -> dict[str, Any]:
+    """A case of ``task``; gqa_fwd's has a quarter as many key/value heads (the benchmark's 32/8)."""
+    if task.name == "gqa_fwd":
+        return gqa_case(batch, heads, max(1, heads // 4), seq, head_dim, causal, dtype)
+    return mha_case(batch, heads, seq, head_dim, causal, dtype)
+
+
+def _gqa(case: dict[str, Any]) -> bool:
+    return case.get("kv_heads", case["heads"]) != case["heads"]
 
 
 def package_impl(package: ModuleType) -> Impl:
     def run(inputs: list[torch.Tensor], case: dict[str, Any]) -> torch.Tensor:
         q, k, v = inputs
         return package.scaled_dot_product_attention(q, k, v, is_causal=case["causal"], scale=sm_scale_of(case),
-                                                    strict=True)
+                                                    enable_gqa=_gqa(case), strict=True)
 
     return run
 
@@ -82,21 +99,27 @@ def package_impl(package: ModuleType) -> Impl:
 def default_impl(inputs: list[torch.Tensor], case: dict[str, Any]) -> torch.Tensor:
     """What users call without the package: plain SDPA, torch choosing the backend."""
     q, k, v = inputs
-    return F.scaled_dot_product_attention(q, k, v, is_causal=case["causal"], scale=sm_scale_of(case))
+    return F.scaled_dot_product_attention(q, k, v, is_causal=case["causal"], scale=sm_scale_of(case),
+                                          enable_gqa=_gqa(case))
 
 
 def route(package: ModuleType, case: dict[str, Any]) -> dict[str, Any]:
-    """What the package runs on this shape, and what the export measured for that bucket."""
+    """What the package runs on this shape (forward, and the backward of a training call), and
+    what the export measured for the forward's bucket."""
     dtype = getattr(torch, case["dtype"])
-    found = package.TABLE.route_for(case["head_dim"], case["causal"], dtype, case["seq"])
+    group = case["heads"] // case.get("kv_heads", case["heads"])
+    table = package.TABLE
+    found = table.route_for(case["head_dim"], case["causal"], dtype, case["seq"], group)
     if found is None:
-        return {"runs": "fallback (not covered)"}
-    row = next(r for r in package.TABLE.data["table"]
-               if (r["head_dim"], r["causal"], r["dtype"], r["min_seq"]) ==
-               (case["head_dim"], case["causal"], case["dtype"], found.min_seq))
+        return {"runs": "fallback (not covered)", "backward": "-"}
+    row = next(r for r in table.data["table"]
+               if (r["direction"], r["group"], r["head_dim"], r["causal"], r["dtype"], r["min_seq"]) ==
+               ("forward", group, case["head_dim"], case["causal"], case["dtype"], found.min_seq))
+    backward = table.backward_kernel(case["head_dim"], case["causal"], dtype, case["seq"], group)
     return {"runs": found.kernel or "default", "program": row["program"], "speedup": row["speedup"],
             "low": row["speedup_low"], "high": row["speedup_high"], "retimed": row["retimed"],
-            "baseline": row["baseline"]}
+            "baseline": row["baseline"],
+            "backward": f"{backward} (after torch's flash forward)" if backward else "recompute through SDPA"}
 
 
 def reference_grads(inputs: list[torch.Tensor], case: dict[str, Any], dout: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -107,7 +130,8 @@ def reference_grads(inputs: list[torch.Tensor], case: dict[str, Any], dout: torc
     exact_dtype = torch.float64 if dout.device.type == "cpu" else torch.float32
     exact = [t.detach().to(exact_dtype).requires_grad_() for t in inputs]
     with sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
-        out = F.scaled_dot_product_attention(*exact, is_causal=case["causal"], scale=sm_scale_of(case))
+        out = F.scaled_dot_product_attention(*exact, is_causal=case["causal"], scale=sm_scale_of(case),
+                                             enable_gqa=_gqa(case))
     return torch.autograd.grad(out, exact, dout.to(exact_dtype))
 
 
@@ -123,23 +147,23 @@ def gradient_error(grads: tuple[torch.Tensor, ...], ref: tuple[torch.Tensor, ...
     return None
 
 
-def measure(case: dict[str, Any], impls: dict[str, Impl], timer: Timer, device: str,
+def measure(task: Task, case: dict[str, Any], impls: dict[str, Impl], timer: Timer, device: str,
             fwd: dict[str, Any], bwd: dict[str, Any]) -> None:
     """One shape: fills ``fwd`` and ``bwd`` (forward+backward) with each implementation's
     TFLOP/s, or the reason it was not timed; the implementations that computed the right
     answer are timed in turns."""
-    inputs = TASK.make_inputs(case, 1234, device)
-    ref = TASK.reference(inputs, case)
-    tol = TASK.outputs(case)[0].tolerance
+    inputs = task.make_inputs(case, 1234, device)
+    ref = task.reference(inputs, case)
+    tol = task.outputs(case)[0].tolerance
     leaves = [t.detach().clone().requires_grad_() for t in inputs]
-    dout = TASK.make_inputs(case, 99, device)[0]
+    dout = task.make_inputs(case, 99, device)[0]
     ref_grads = reference_grads(inputs, case, dout)
-    flops = TASK.flops(case)
+    flops = task.flops(case)
     forwards: dict[str, Callable[[], object]] = {}
     steps: dict[str, Callable[[], object]] = {}
     for name, fn in impls.items():
         try:
-            cmp = compare_returned(TASK, fn(inputs, case), ref, case)
+            cmp = compare_returned(task, fn(inputs, case), ref, case)
             if not cmp.ok:
                 fwd[name] = bwd[name] = {"error": f"wrong result: {cmp.note}"}
                 continue
@@ -168,10 +192,11 @@ def measure(case: dict[str, Any], impls: dict[str, Impl], timer: Timer, device: 
                 row[name] = {"error": f"timing failed: {type(e).__name__}: {str(e)[:200]}"}
 
 
-def package_checks(package: ModuleType, device: str, dtype: str) -> dict[str, str]:
+def package_checks(package: ModuleType, task: Task, device: str, dtype: str) -> dict[str, str]:
     """The claims the GPU must confirm: replay from a CUDA graph, fullgraph compilation."""
-    c = make_case(2, 4, 300, package.TABLE.data["table"][-1]["head_dim"], True, dtype)
-    inputs = TASK.make_inputs(c, 5, device)
+    head_dim = [r for r in package.TABLE.data["table"] if r["direction"] == "forward"][-1]["head_dim"]
+    c = make_case(2, 4, 300, head_dim, True, dtype, task)
+    inputs = task.make_inputs(c, 5, device)
     run = package_impl(package)
     out: dict[str, str] = {}
     try:
@@ -188,7 +213,7 @@ def package_checks(package: ModuleType, device: str, dtype: str) -> dict[str, st
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 captured = run(inputs, c)
-            TASK.refill_inputs(inputs, c, 6)
+            task.refill_inputs(inputs, c, 6)
             graph.replay()
             same = torch.equal(captured, run(inputs, c))
             out["CUDA graph"] = "replay after refilling the inputs " + ("equals eager" if same else "DIFFERS from eager")
@@ -221,6 +246,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--package", required=True, help="an export's directory, or an installed package's name")
     ap.add_argument("--out", required=True, help="output path without extension (.json and .md are written)")
+    ap.add_argument("--task", choices=TASKS, default="mha_fwd", help="whose benchmark shapes to time on")
     ap.add_argument("--rep-ms", type=float, default=100)
     ap.add_argument("--time-limit-s", type=float, default=180,
                     help="start no FlexAttention shape (compiled per shape, the slow part) after this many seconds")
@@ -230,20 +256,22 @@ def main() -> None:
         sys.exit("--smoke runs the kernels in Triton's interpreter: set TRITON_INTERPRET=1")
 
     package = load_package(args.package)
+    task = get_task(args.task)
     impls: dict[str, Impl] = {"default": default_impl, package.__name__: package_impl(package)}
     later: dict[str, Impl] = {}  # compile-heavy: timed after everything else, within --time-limit-s
     if args.smoke:
         device, dtype, timer = "cpu", "float16", wall_timer
-        cases = [make_case(1, 2, 40, d, causal, dtype) for d in (64, 128) for causal in (False, True)]
+        cases = [make_case(1, 4, 40, d, causal, dtype, task) for d in (64, 128) for causal in (False, True)]
         peak = math.nan
     else:
         from harness.device import matmul_peak_tflops
 
         device, dtype = "cuda", "bfloat16"
         timer = functools.partial(gpu_timer, rep_ms=args.rep_ms)
-        cases = TASK.benchmark_cases()
-        impls.update({n: f for n, f in TASK.baselines().items() if n in ("sdpa_flash", "sdpa_cudnn")})
-        later["flex"] = flex_impl()
+        cases = task.benchmark_cases()
+        impls.update({n: f for n, f in task.baselines().items() if n in ("sdpa_flash", "sdpa_cudnn")})
+        if task.name == "mha_fwd":  # flex_impl calls FlexAttention without enable_gqa
+            later["flex"] = flex_impl()
         peak = matmul_peak_tflops()
 
     dispatch = package.TABLE.data
@@ -260,16 +288,16 @@ def main() -> None:
                       "; outputs checked against the fp32 reference and gradients against fp32 SDPA "
                       "(relative norm error) before timing; the package in strict mode"}
     start = time.monotonic()
-    meta["checks"] = package_checks(package, device, dtype)
+    meta["checks"] = package_checks(package, task, device, dtype)
     print(meta["checks"], flush=True)
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    keys = ("batch", "heads", "seq", "head_dim", "causal", "dtype")
-    forward = [{k: c[k] for k in keys} for c in cases]
-    forward_backward = [{k: c[k] for k in keys} for c in cases]
+    keys = ("batch", "heads", "kv_heads", "seq", "head_dim", "causal", "dtype")
+    forward = [{k: c.get(k, c["heads"]) for k in keys} for c in cases]
+    forward_backward = [{k: c.get(k, c["heads"]) for k in keys} for c in cases]
     for case, fwd in zip(cases, forward):
-        fwd["baseline"] = TASK.default_baseline(TASK.make_inputs(case, 1, device), case)[0]
+        fwd["baseline"] = task.default_baseline(task.make_inputs(case, 1, device), case)[0]
         fwd["route"] = route(package, case)
     names = [n for n in [*impls, *later] if n != "default"]  # the tables put "default" first themselves
     for group in [g for g in (impls, later) if g]:
@@ -278,7 +306,7 @@ def main() -> None:
                 for row in (fwd, bwd):
                     row.update({n: {"error": f"not run: past --time-limit-s {args.time_limit_s:g}"} for n in group})
             else:
-                measure(case, group, timer, device, fwd, bwd)
+                measure(task, case, group, timer, device, fwd, bwd)
                 for label, row in (("forward", fwd), ("fwd+bwd", bwd)):
                     print(f"[{time.monotonic() - start:4.0f} s] {label} {progress_line(row, group)}", flush=True)
             out.with_suffix(".json").write_text(json.dumps({**meta, "forward": forward,
@@ -299,16 +327,16 @@ def markdown(meta: dict[str, Any], forward: list[dict[str, Any]], forward_backwa
         f"{', '.join(backends)}. Checks: {checks}.",
         routing(forward, p["name"]),
         table(forward, names, "Forward TFLOP/s (4·B·H·N²·D, halved when causal)."),
-        table(forward_backward, names, "Forward+backward TFLOP/s (3.5 x the forward's FLOPs; the package's backward "
-                                       "recomputes the forward through torch's SDPA, which is not counted)."),
+        table(forward_backward, names, "Forward+backward TFLOP/s (3.5 x the forward's FLOPs; where the package's "
+                                       "backward recomputes the forward through torch's SDPA, that is not counted)."),
     ]) + "\n"
 
 
 def routing(forward: list[dict[str, Any]], package: str) -> str:
     """Per shape: what the package runs, the export's figure for that bucket, and the forward
     ratio measured here."""
-    head = ["D", "N", "causal", "runs", "program", "export's speedup over the default", "baseline at export",
-            "re-timed at export", f"{package} / default here"]
+    head = ["D", "H/Hkv", "N", "causal", "runs", "program", "export's speedup over the default", "baseline at export",
+            "re-timed at export", "backward", f"{package} / default here"]
     lines = ["Routing per shape (a bucket runs its kernel only when the export confirmed it faster than the default).",
              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in forward:
@@ -316,9 +344,10 @@ def routing(forward: list[dict[str, Any]], package: str) -> str:
         interval = "-" if x.get("low") is None else f"[{x['low']:.3f}, {x['high']:.3f}]"
         figure = f"{x['speedup']:.3f}x {interval}" if "speedup" in x else "-"
         here = f"{ours['tflops'] / base['tflops']:.2f}x" if "tflops" in ours and "tflops" in base else "-"
-        lines.append("| " + " | ".join([str(r["head_dim"]), str(r["seq"]), "yes" if r["causal"] else "no", x["runs"],
-                                        str(x.get("program", "-")), figure, x.get("baseline", "-"),
-                                        "yes" if x.get("retimed") else "no", here]) + " |")
+        lines.append("| " + " | ".join([str(r["head_dim"]), f"{r['heads']}/{r['kv_heads']}", str(r["seq"]),
+                                        "yes" if r["causal"] else "no", x["runs"], str(x.get("program", "-")), figure,
+                                        x.get("baseline", "-"), "yes" if x.get("retimed") else "no", x["backward"],
+                                        here]) + " |")
     return "\n".join(lines) + "\n"
 
 
