@@ -276,8 +276,8 @@ def main() -> None:
 
     dispatch = package.TABLE.data
     meta = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu (triton interpreter, smoke)",
-            "torch": torch.__version__, "triton": triton.__version__, "python": platform.python_version(),
-            "matmul_peak_tflops": peak,
+            "torch": torch.__version__, "cudnn": torch.backends.cudnn.version(), "triton": triton.__version__,
+            "python": platform.python_version(), "matmul_peak_tflops": peak,
             "package": {"name": package.__name__, "runs": dispatch["runs"], "measured_on": dispatch["device"]["name"],
                         "exported_at": dispatch["exported_at"],
                         "retimed": (f"re-timed on {dispatch['retimed']['device']} with torch {dispatch['retimed']['torch']}"

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from archive import Archive  # noqa: E402
+from archive import Archive, ProgramInfo  # noqa: E402
 
 
 def main() -> None:
@@ -37,11 +37,15 @@ def main() -> None:
         run = a.get_run(args.run)
         stats = a.stats(args.run)
         top = a.top(args.run, 5)
-        seed_id = 1 if a.get_program(1).run_id == args.run else None
-        elite = max(a.cells(args.run), key=lambda c: c.fitness)
-        best = a.get_program(elite.program_id)
+        programs = [a.get_program(p) for p in a.program_ids(args.run)]
+        seeds = sorted((p for p in programs if p.operator == "seed"), key=_lineage)
+        cells = {c.program_id: c.fitness for c in a.cells(args.run)}
+        elite_id = max(cells, key=lambda p: (cells[p], -p))
+        best = a.get_program(elite_id)
+        # Each lineage's best elite, for a run seeded with several kernels.
+        line_best = {_lineage(p): p for p in sorted((p for p in programs if p.id in cells), key=lambda p: (cells[p.id], -p.id))}
         duels = a.confirmations(args.run)
-        seed = a.get_program(seed_id) if seed_id else None
+        seed = next((s for s in seeds if _lineage(s) == _lineage(best)), None)
         gens = a.generation_stats(args.run)
         events = a.events(args.run)
     hours = run.spend.seconds / 3600
@@ -63,8 +67,9 @@ def main() -> None:
         "duels": len(duels), "admitted": sum(d.admitted for d in duels),
         "duels_measured": sum(bool(d.shapes) for d in duels),
         "best": {"program": best.id, "operator": best.operator, "generation": best.generation,
-                 "grid_fitness": elite.fitness, "fitness": ev.fitness, "tflops": ev.tflops},
+                 "grid_fitness": cells[best.id], "fitness": ev.fitness, "tflops": ev.tflops},
         "seed": {"program": seed.id, "fitness": seed_ev.fitness, "tflops": seed_ev.tflops} if seed_ev else None,
+        "lineages": [_lineage_summary(s, line_best.get(_lineage(s)), cells) for s in seeds],
         "top5": [{"program": t.program_id, "fitness": t.fitness, "tflops": t.tflops, "operator": t.operator} for t in top],
         "generations": [{"generation": g.generation, "evaluated": g.evaluated, "coverage": g.coverage,
                          "best": g.best_fitness} for g in gens],
@@ -86,11 +91,21 @@ def main() -> None:
         f"{report['duels_measured']}, admitted {report['admitted']}",
         f"- grid: {stats.cells} cells filled, QD-score {stats.qd_score:.2f}",
         f"- best: program {best.id} ({best.operator}, generation {best.generation}), grid fitness "
-        f"{elite.fitness:.3f}; its own check: fitness {ev.fitness:.3f} (geometric-mean speedup vs torch's "
+        f"{cells[best.id]:.3f}; its own check: fitness {ev.fitness:.3f} (geometric-mean speedup vs torch's "
         f"default SDPA), mean {ev.tflops:.0f} TFLOP/s",
     ]
     if seed_ev:
         lines.append(f"- seed: fitness {seed_ev.fitness:.3f}, mean {seed_ev.tflops:.0f} TFLOP/s")
+    if len(seeds) > 1:
+        lines += ["", "Lineages (one per seed kernel):", "",
+                  "| lineage | seed | seed fitness | evaluated | best elite | its grid fitness | its own check |",
+                  "|---|---|---|---|---|---|---|"]
+        for line in report["lineages"]:
+            b = line["best"] or {}
+            lines.append(f"| {line['lineage']} | program {line['seed']} | {_fmt(line['seed_fitness'])} | "
+                         f"{sum(_lineage(p) == line['lineage'] and p.latest_evaluation is not None for p in programs)} | "
+                         f"{'program ' + str(b['program']) if b else '-'} | {_fmt(b.get('grid_fitness'))} | "
+                         f"{_fmt(b.get('fitness'))} |")
     lines += ["", "As measured inside the search (each in its own check):", "",
               "| shape | seed TFLOP/s | best TFLOP/s | baseline | baseline TFLOP/s |", "|---|---|---|---|---|"]
     for s in shapes:
@@ -100,6 +115,22 @@ def main() -> None:
     print("\n".join(lines))
     if args.best_source:
         Path(args.best_source).write_text(best.source)
+
+
+def _lineage(p: ProgramInfo) -> int:
+    return int((p.meta or {}).get("lineage", 0))
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def _lineage_summary(seed: ProgramInfo, best: ProgramInfo | None, cells: dict[int, float]) -> dict[str, object]:
+    seed_ev = seed.latest_evaluation
+    best_ev = best.latest_evaluation if best else None
+    return {"lineage": _lineage(seed), "seed": seed.id, "seed_fitness": seed_ev.fitness if seed_ev else None,
+            "best": {"program": best.id, "operator": best.operator, "generation": best.generation,
+                     "grid_fitness": cells[best.id], "fitness": best_ev.fitness if best_ev else None} if best else None}
 
 
 def _busy(path: Path) -> dict[str, float]:
