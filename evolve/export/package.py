@@ -40,7 +40,7 @@ BACKWARD_RULE = ("a call that needs gradients, in a bucket whose backward runs a
                  "forward (torch.ops.aten._scaled_dot_product_flash_attention; on the CPU its _for_cpu variant) "
                  "instead of the forward row's choice, because it returns o together with the logsumexp the backward "
                  "kernel reads, as the attn_bwd harness derived them; where flash refuses the call, an exact forward "
-                 "in plain PyTorch does, with a warning. Every other bucket saves q, k, v and recomputes the gradients "
+                 "in plain PyTorch does, after a warning (strict mode raises instead). Every other bucket saves q, k, v and recomputes the gradients "
                  "through torch's SDPA")
 
 

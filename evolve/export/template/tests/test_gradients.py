@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from helpers import KernelCall, assert_close, qkv
 
@@ -56,3 +57,25 @@ def test_no_grad_call_runs_the_forward_tables_choice(attention, device, dtypes, 
     with torch.no_grad():
         attention.scaled_dot_product_attention(q, k, v, is_causal=causal)
     assert not called
+
+
+def test_flash_refusal_computes_the_logsumexp_exactly_after_a_warning(attention, device, dtypes, evolved_backward,
+                                                                      monkeypatch) -> None:
+    """Where torch's flash forward does not take a call, the o and logsumexp the evolved backward
+    reads come from the exact forward: the same gradients, one warning; strict mode raises."""
+    name = "_scaled_dot_product_flash_attention" + ("_for_cpu" if device == "cpu" else "")
+
+    def refuses(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("no kernel found for this input")
+
+    monkeypatch.setattr(torch.ops.aten, name, refuses)
+    d, causal, n = evolved_backward.head_dim, evolved_backward.causal, evolved_backward.seq(20)
+    q, k, v = qkv((1, 2, n, d), dtypes[0], device, requires_grad=True)
+    with pytest.raises(attention.AttentionFallbackError, match="flash forward does not take"):
+        attention.scaled_dot_product_attention(q, k, v, is_causal=causal, strict=True)
+    with pytest.warns(attention.AttentionFallbackWarning, match="flash forward does not take"):
+        attention.scaled_dot_product_attention(q, k, v, is_causal=causal).sum().backward()
+    exact = [t.detach().double().requires_grad_() for t in (q, k, v)]
+    attention.naive.naive_attention(*exact, causal, 1 / math.sqrt(d)).sum().backward()
+    for ours, ref in zip((q, k, v), exact):
+        assert_close(ours.grad, ref.grad, dtypes[0], scale=4)
