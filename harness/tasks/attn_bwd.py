@@ -13,14 +13,24 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from harness.task import Determinism, OutputSpec, Signature, Tolerance, Trial, register
-from harness.tasks.mha_fwd import DTYPES, MhaForward, _exact_fp32, case, default_backend, exact_dtype, sm_scale_of
+from harness.tasks.mha_fwd import (
+    DTYPES,
+    MhaForward,
+    _exact_fp32,
+    case,
+    default_backend,
+    exact_dtype,
+    masked_scores,
+    row_blocks,
+    sm_scale_of,
+)
 
 # Per dtype; atol is in units of each gradient's natural size (``_units``). Measured with the
 # seed's arithmetic (fp16 in the interpreter, bf16 emulated on the CPU at the GPU sweep's shapes):
@@ -45,25 +55,6 @@ def _units(c: dict[str, Any]) -> tuple[float, float, float]:
     return qk, qk, do
 
 
-def _row_blocks(n: int, heads: int, causal: bool) -> Iterator[tuple[int, int, int]]:
-    """(first row, end row, keys seen) of query-row blocks whose [heads, rows, keys] score matrix
-    stays under ~1 GiB; with the causal mask a block needs only the keys up to its last row."""
-    rows = max(1, min(n, (1 << 28) // max(1, heads * n)))
-    for r0 in range(0, n, rows):
-        r1 = min(n, r0 + rows)
-        yield r0, r1, r1 if causal else n
-
-
-def _scores(q: torch.Tensor, k: torch.Tensor, r0: int, causal: bool, sm_scale: float) -> torch.Tensor:
-    """Scaled scores of rows r0.. (q: [H, rows, D]) against keys k ([H, keys, D]), masked."""
-    s = torch.matmul(q * sm_scale, k.transpose(-1, -2))  # [H, rows, keys]
-    if causal:
-        i = torch.arange(r0, r0 + q.shape[1], device=q.device)[:, None]
-        j = torch.arange(k.shape[1], device=q.device)[None, :]
-        s.masked_fill_(j > i, float("-inf"))
-    return s
-
-
 def naive_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool,
                   sm_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     """o [B, H, N, D] and the natural-log lse [B, H, N] of the scaled scores, in q's precision."""
@@ -71,8 +62,8 @@ def naive_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: boo
     o, lse = torch.empty_like(q), torch.empty(q.shape[:3], dtype=q.dtype, device=q.device)
     with _exact_fp32():
         for b in range(B):
-            for r0, r1, keys in _row_blocks(N, H, causal):
-                s = _scores(q[b, :, r0:r1], k[b, :, :keys], r0, causal, sm_scale)
+            for r0, r1, keys in row_blocks(N, H, causal):
+                s = masked_scores(q[b, :, r0:r1], k[b, :, :keys], r0, causal, sm_scale)
                 lse[b, :, r0:r1] = torch.logsumexp(s, dim=-1)
                 o[b, :, r0:r1] = torch.matmul(torch.softmax(s, dim=-1), v[b, :, :keys])
     return o, lse
@@ -90,9 +81,9 @@ def naive_attention_backward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
     dq, dk, dv = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
     with _exact_fp32():
         for b in range(B):
-            for r0, r1, keys in _row_blocks(N, H, causal):
+            for r0, r1, keys in row_blocks(N, H, causal):
                 qb, kb, vb, dob = q[b, :, r0:r1], k[b, :, :keys], v[b, :, :keys], do[b, :, r0:r1]
-                p = torch.softmax(_scores(qb, kb, r0, causal, sm_scale), dim=-1)  # [H, rows, keys]
+                p = torch.softmax(masked_scores(qb, kb, r0, causal, sm_scale), dim=-1)  # [H, rows, keys]
                 delta = (dob * torch.matmul(p, vb)).sum(-1, keepdim=True)  # [H, rows, 1]
                 dv[b, :, :keys] += torch.matmul(p.transpose(-1, -2), dob)
                 ds = p * (torch.matmul(dob, vb.transpose(-1, -2)) - delta)

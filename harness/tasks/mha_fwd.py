@@ -64,25 +64,34 @@ def _exact_fp32() -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32 = saved
 
 
-def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, sm_scale: float) -> torch.Tensor:
-    """The plain definition, in the inputs' precision. q, k, v: [B, H, N, D] -> [B, H, N, D].
+def row_blocks(n: int, heads: int, causal: bool) -> Iterator[tuple[int, int, int]]:
+    """(first row, end row, keys seen) of query-row blocks whose [heads, rows, keys] score matrix
+    stays under ~1 GiB for long sequences; with the causal mask a block needs only the keys up to
+    its last row (the others get no weight)."""
+    rows = max(1, min(n, (1 << 28) // max(1, heads * n)))
+    for r0 in range(0, n, rows):
+        r1 = min(n, r0 + rows)
+        yield r0, r1, r1 if causal else n
 
-    Row blocks keep the [rows, N] score matrix under ~1 GiB for long sequences; with the causal
-    mask a block needs only the keys up to its last row (the others get no weight).
-    """
+
+def masked_scores(q: torch.Tensor, k: torch.Tensor, r0: int, causal: bool, sm_scale: float) -> torch.Tensor:
+    """Scaled scores of rows r0.. (q: [H, rows, D]) against keys k ([H, keys, D]), masked."""
+    s = torch.matmul(q * sm_scale, k.transpose(-1, -2))  # [H, rows, keys]
+    if causal:
+        i = torch.arange(r0, r0 + q.shape[1], device=q.device)[:, None]
+        j = torch.arange(k.shape[1], device=q.device)[None, :]
+        s.masked_fill_(j > i, float("-inf"))
+    return s
+
+
+def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, sm_scale: float) -> torch.Tensor:
+    """The plain definition, in the inputs' precision. q, k, v: [B, H, N, D] -> [B, H, N, D]."""
     B, H, N, D = q.shape
     out = torch.empty_like(q)
-    rows = max(1, min(N, (1 << 28) // max(1, H * N)))
     with _exact_fp32():
         for b in range(B):
-            for r0 in range(0, N, rows):
-                r1 = min(N, r0 + rows)
-                keys = r1 if causal else N
-                s = torch.matmul(q[b, :, r0:r1] * sm_scale, k[b, :, :keys].transpose(-1, -2))  # [H, rows, keys]
-                if causal:
-                    i = torch.arange(r0, r1, device=q.device)[:, None]
-                    j = torch.arange(keys, device=q.device)[None, :]
-                    s.masked_fill_(j > i, float("-inf"))
+            for r0, r1, keys in row_blocks(N, H, causal):
+                s = masked_scores(q[b, :, r0:r1], k[b, :, :keys], r0, causal, sm_scale)
                 out[b, :, r0:r1] = torch.matmul(torch.softmax(s, dim=-1), v[b, :, :keys])
     return out
 
