@@ -30,8 +30,8 @@ def export(
 
     Before writing, every chosen kernel is checked again by the harness of its run's task on this
     GPU and timed in turns with torch's default SDPA (its backward, for attn_bwd); a bucket whose
-    kernel is not confirmed faster (interval entirely above 1.0) calls torch's default SDPA (or
-    recomputes the gradients through it). Refuses simulated runs, kernels that failed a harness
+    kernel is not confirmed faster (its interval's lower end above 1.01) calls torch's default
+    SDPA (for the backward: calls that need gradients run it, forward and backward). Refuses simulated runs, kernels that failed a harness
     stage and kernels without GPU timings.
     """
     from archive import Archive
@@ -48,7 +48,7 @@ def export(
     typer.echo(f"Wrote {name} to {out}: {ours} of {len(table.timed_rows)} measured shapes run "
                f"{len(kernels)} kernel{'s' if len(kernels) != 1 else ''} "
                f"(programs {', '.join(str(k.program_id) for k in kernels)}), the others torch's default SDPA "
-               "(backward shapes: the gradients recomputed through it); "
+               "(backward shapes: forward and backward, for calls that need gradients); "
                + ("re-timed on this GPU." if table.retiming else
                   "routed by the archived intervals, not re-timed (--no-retime)."))
     typer.echo(f"Install it with `pip install {out}`; test it with `python -m pytest {out}/tests` "

@@ -9,8 +9,11 @@ interval, by its median, and a timing against another baseline (a forced SDPA ba
 older archives) below both. Ties go to the older program.
 
 Routing: a bucket runs the kernel only when its interval against torch's default SDPA lies
-entirely above 1.0; otherwise it runs the default, so that the package is never slower than
-what users would otherwise call.
+above 1 + ``MARGIN``; otherwise it runs the default, so that the package is never slower than
+what users would otherwise call. The interval covers the noise of one measurement; another
+process timing the same pair drifts by more: on an H200 two kernels confirmed at [1.004, 1.009]
+and [1.004, 1.027] ran at 0.996x and 0.98x of the default in the package's benchmark, one at
+[1.018, 1.041] at 1.04x (benchmarks/results/export-h200.md).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from dataclasses import dataclass
 from evolve.export.winners import Figures, Measurement
 from harness.confidence import LEVEL
 
+MARGIN = 0.01  # a kernel serves only when its interval's lower end exceeds 1 + MARGIN
+
 # The judge names its baseline "sdpa default (<backend>)": plain F.scaled_dot_product_attention.
 DEFAULT_BASELINE = "sdpa default"
 CHOICE_RULE = ("each benchmark shape gets the program measured there whose speedup interval over the default has "
@@ -27,8 +32,8 @@ CHOICE_RULE = ("each benchmark shape gets the program measured there whose speed
                "another baseline below those; ties go to the older program)")
 ROUTE_RULE = (f"a bucket runs its kernel only when the {LEVEL:.0%} bootstrap interval of the kernel's speedup over torch's "
               "default SDPA (its backward, for a backward row), timed in turns on the bucket's benchmark shape, lies "
-              "entirely above 1.0; otherwise it calls torch.nn.functional.scaled_dot_product_attention unchanged (a "
-              "backward row: recomputes the gradients through it)")
+              f"entirely above {1 + MARGIN:g}; otherwise it calls torch.nn.functional.scaled_dot_product_attention unchanged (a "
+              "backward row: calls needing gradients run it, forward and backward)")
 
 
 def surety(f: Figures) -> tuple[bool, bool, float, float]:
@@ -63,6 +68,6 @@ def route(f: Figures) -> Route:
         return Route(False, f"{f.speedup:.3f}x over {f.baseline} without an interval (the timed calls were not "
                             f"kept), unconfirmed ({source})")
     measured = f"{f.speedup:.3f}x [{f.low:.3f}, {f.high:.3f}] over {f.baseline}"
-    if f.low > 1.0:
+    if f.low > 1.0 + MARGIN:
         return Route(True, f"{measured}, confirmed faster ({source})")
-    return Route(False, f"{measured}, not confirmed faster ({source})")
+    return Route(False, f"{measured}, not confirmed more than {MARGIN:.0%} faster ({source})")

@@ -1,8 +1,8 @@
 """The dispatch table: per direction (forward or backward), group (query heads per key/value
 head: 1 for mha_fwd and attn_bwd), head_dim, causal flag, dtype and length bucket, the program
 chosen on that bucket's benchmark shape (``choice``), its figures there (re-timed at export, or
-archived), and whether the bucket runs it or torch's default SDPA (for the backward: the
-recompute through torch's SDPA).
+archived), and whether the bucket runs it or torch's default SDPA (for the backward: its forward
+and backward, for calls that need gradients).
 
 Each family of rows (direction, group, head_dim, causal) has its own length buckets, made from
 the lengths measured for it: a run's own shapes may measure other lengths than the task's
@@ -56,7 +56,7 @@ class Row:
     def summary(self) -> str:
         s = self.chosen.shape
         where = f"{s.where()} {self.dtype} N {self.lengths()}"
-        default = "torch's default SDPA" if s.direction == "forward" else "the recompute through torch's SDPA"
+        default = "torch's default SDPA" if s.direction == "forward" else "torch's default SDPA (forward and backward)"
         runs = f"runs {self.runs}" if self.runs else f"runs {default} (program {self.kernel.program_id}:"
         return f"{where}: {runs} {self.route.why}" + ("" if self.runs else ")")
 

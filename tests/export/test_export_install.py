@@ -3,7 +3,7 @@ install`` the package into a fresh virtual environment, and run the package's ow
 with the kernels in Triton's interpreter: among them, that the buckets routed to the default
 (D128 at short lengths, see ``factories.measured_run``) call torch's SDPA and the others the
 kernels, that grouped-query calls of the measured group run the gqa kernel and others fall back,
-and that the evolved backward (D64 without the mask, ``factories.bwd_run``) and the recompute
+and that the evolved backward (D64 without the mask, ``factories.bwd_run``) and torch's default
 (everywhere else) give the naive reference's gradients."""
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def test_exported_package_installs_and_passes_its_tests(evolve, archive: Archive
                  ("test_kernels", "test_grouped_query_call_of_an_unmeasured_group_falls_back"),
                  ("test_gradients", "test_gradients_match_naive_reference"),
                  ("test_gradients", "test_evolved_backward_gradients_match_naive_reference"),
-                 ("test_gradients", "test_bucket_without_evolved_backward_recomputes_through_sdpa"),
+                 ("test_gradients", "test_training_call_without_evolved_backward_runs_the_default_whole"),
                  ("test_gradients", "test_grouped_query_gradients_match_naive_reference"),
                  ("test_gradients", "test_no_grad_call_runs_the_forward_tables_choice"),
                  ("test_gradients", "test_flash_refusal_computes_the_logsumexp_exactly_after_a_warning"),

@@ -5,8 +5,8 @@ dtype and sequence length, and where each kernel came from.
 Each (direction, group, head_dim, causal, dtype) has length buckets; a call goes to the bucket
 holding its sequence length. A bucket runs the kernel chosen on its benchmark shape when that
 kernel was confirmed faster there than torch's default SDPA (its backward, for the backward
-table), and torch's default SDPA otherwise (for the backward: the gradients recomputed through
-it). The file is written by ``evolve export`` and meant to be read by people too.
+table), and torch's default SDPA otherwise (for the backward: calls that need gradients run it,
+forward and backward). The file is written by ``evolve export`` and meant to be read by people too.
 """
 
 from __future__ import annotations
@@ -79,6 +79,10 @@ class Table:
         recomputed through torch's SDPA (no row, or a row where SDPA's backward was as fast)."""
         route = self.route_for(head_dim, causal, dtype, seq, group, "backward")
         return None if route is None else route.kernel
+
+    def has_backward_kernels(self, head_dim: int, causal: bool, dtype: torch.dtype, group: int = 1) -> bool:
+        """Whether any length of this head_dim, mode, dtype and group runs an evolved backward kernel."""
+        return any(r.kernel for r in self.routes.get(("backward", group, head_dim, causal, dtype), ()))
 
 
 TABLE = Table.load()

@@ -82,21 +82,26 @@ def scaled_dot_product_attention(
     ``AttentionFallbackError`` when ``strict`` (default: the ``<PACKAGE>_STRICT`` environment
     variable) is true. A call whose inputs require gradients runs, in buckets with an evolved
     backward kernel, torch's flash forward (which returns the logsumexp that kernel reads) and
-    that kernel in its backward; elsewhere its gradients are recomputed through torch's SDPA.
+    that kernel in its backward; elsewhere it calls torch's default SDPA, forward and backward.
     """
     strict = STRICT if strict is None else strict
     reason = unsupported(query, key, value, attn_mask, dropout_p, is_causal, enable_gqa)
     if reason is None:
-        training = _needs_grad(query, key, value)
         d, n, group = query.shape[3], query.shape[2], query.shape[1] // key.shape[1]
-        # Eager calls in a bucket routed to torch's default (with no evolved backward, for a call
-        # that needs gradients) call it right here, with the caller's own arguments and no custom
-        # op in between; a compiled graph decides inside the ops (its sequence length may be symbolic).
-        if torch.compiler.is_compiling() or not TABLE.runs_default(d, is_causal, query.dtype, n, group) or (
-                training and TABLE.backward_kernel(d, is_causal, query.dtype, n, group) is not None):
-            scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-            if training:
+        compiling = torch.compiler.is_compiling()
+        # Calls that go to torch's default SDPA call it right here, with the caller's own
+        # arguments and no custom op in between. A compiled graph decides by what is static (its
+        # sequence length may be symbolic), the ops then by bucket.
+        if _needs_grad(query, key, value):
+            # Without an evolved backward, gradients need torch's own: a forward kernel followed by
+            # a recompute through SDPA ran at 0.77-0.80x of the default forward+backward (H200,
+            # benchmarks/results/export-h200.md).
+            if (TABLE.has_backward_kernels(d, is_causal, query.dtype, group) if compiling
+                    else TABLE.backward_kernel(d, is_causal, query.dtype, n, group) is not None):
+                scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
                 return ops.attention_with_lse(query, key, value, is_causal, scale, strict)[0]
+        elif compiling or not TABLE.runs_default(d, is_causal, query.dtype, n, group):
+            scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
             return ops.attention(query, key, value, is_causal, scale, strict)
     elif strict:
         if torch.compiler.is_compiling():

@@ -22,9 +22,11 @@ attn_bwd harness derived them when it checked and timed the kernel), instead of 
 table's choice: it costs the difference between flash's forward and the evolved or default one,
 a copy of o into a contiguous tensor, and o and the logsumexp kept for the backward, and saves
 the extra forward of the recompute. Where flash refuses the call, an exact forward in plain
-PyTorch computes both, after a warning. Every other bucket saves q, k, v, and its backward
-recomputes the attention through torch's SDPA and differentiates that: correct, and as fast as
-torch's backward plus one extra forward.
+PyTorch computes both, after a warning. Other calls that need gradients do not reach these ops
+(``functional`` hands them to torch's default SDPA whole), except in a compiled graph of a
+(head_dim, causal, dtype, group) with evolved backward rows, which decides per bucket here: its
+buckets without an evolved kernel save q, k, v, and the backward recomputes the attention
+through torch's SDPA and differentiates that (correct; torch's backward plus one extra forward).
 """
 
 # No `from __future__ import annotations`: torch.library reads the ops' schemas from real annotations.

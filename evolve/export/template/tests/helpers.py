@@ -40,7 +40,7 @@ def assert_close(out: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype, scale
 @dataclass(frozen=True)
 class KernelCall:
     """A (head_dim, causal, group) whose lengths ``min_seq..max_seq`` run a kernel, and the
-    backward kernel its gradients run there (None: recomputed through torch's SDPA)."""
+    backward kernel its gradients run there (None: torch's default SDPA runs the call)."""
 
     head_dim: int
     causal: bool
