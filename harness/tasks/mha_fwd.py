@@ -96,6 +96,25 @@ def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
     return out
 
 
+def gpu_sweep(shortest: int) -> list[dict[str, Any]]:
+    """The GPU correctness sweep: a smoke case, head_dim 64 and 128 causal and not from
+    ``shortest`` to 4097 keys in bf16, then fp16, head_dim 32 and a tiny-v case."""
+    cases = [case(2, 3, 127, 64, False, "bfloat16")]  # smoke
+    for d in (64, 128):
+        for causal in (False, True):
+            for n, b, h in ((shortest, 2, 3), (17, 2, 3), (127, 2, 3), (1000, 2, 3), (4097, 1, 2)):
+                extra = {"sm_scale": 0.3} if n == 1000 and causal else {}
+                cases.append(case(b, h, n, d, causal, "bfloat16", **extra))
+    return cases + [
+        case(2, 3, 1000, 64, False, "float16"),
+        case(1, 4, 4097, 128, True, "float16"),
+        case(3, 2, 127, 128, False, "float16", sm_scale=0.05),
+        case(2, 3, 1000, 32, True, "float16"),
+        case(2, 3, 17, 32, False, "bfloat16"),
+        case(2, 2, 1000, 128, False, "bfloat16", v_scale=1e-3),
+    ]
+
+
 def sdpa(backend_name: str, gqa: bool = False) -> Callable[[list[torch.Tensor], dict[str, Any]], torch.Tensor]:
     """One of SDPA's backends as a baseline (``gqa``: k and v may have fewer heads than q)."""
     def run(inputs: list[torch.Tensor], c: dict[str, Any]) -> torch.Tensor:
@@ -196,20 +215,7 @@ class MhaForward(Task):
                 case(1, 2, 40, 64, False, "float16", v_scale=1e-3),
             ]
         else:
-            cases = [case(2, 3, 127, 64, False, "bfloat16")]  # smoke
-            for d in (64, 128):
-                for causal in (False, True):
-                    for n, b, h in ((1, 2, 3), (17, 2, 3), (127, 2, 3), (1000, 2, 3), (4097, 1, 2)):
-                        extra = {"sm_scale": 0.3} if n == 1000 and causal else {}
-                        cases.append(case(b, h, n, d, causal, "bfloat16", **extra))
-            cases += [
-                case(2, 3, 1000, 64, False, "float16"),
-                case(1, 4, 4097, 128, True, "float16"),
-                case(3, 2, 127, 128, False, "float16", sm_scale=0.05),
-                case(2, 3, 1000, 32, True, "float16"),
-                case(2, 3, 17, 32, False, "bfloat16"),
-                case(2, 2, 1000, 128, False, "bfloat16", v_scale=1e-3),
-            ]
+            cases = gpu_sweep(shortest=1)
         return [Trial(self.label(c), c) for c in cases]
 
     def stability_trials(self, mode: str) -> list[Trial]:
