@@ -14,14 +14,15 @@ from evolve.errors import UserError
 
 
 def check(
-    file: Annotated[Path, typer.Argument(help="A candidate: one Python file defining forward(q, k, v, causal, sm_scale).")],
-    task: Annotated[str, typer.Option(help="The task the candidate implements.")] = "mha_fwd",
+    file: Annotated[Path, typer.Argument(help="A candidate: one Python file defining the task's entry point, forward(q, k, v, causal, sm_scale) for mha_fwd and gqa_fwd, forward(q, k, v, o, do, lse, causal, sm_scale) for attn_bwd.")],
+    task: Annotated[str, typer.Option(help="The task the candidate implements: mha_fwd, gqa_fwd (grouped-query forward), attn_bwd (attention backward), or one a plug-in registers.")] = "mha_fwd",
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as one JSON object on the last line.")] = False,
     no_timing: Annotated[bool, typer.Option("--no-timing", help="Check correctness only, even on a GPU.")] = False,
     no_isolation: Annotated[bool, typer.Option("--no-isolation", help="Run the candidate without namespaces or privilege drop (trusted code only).")] = False,
 ) -> None:
     """Check a candidate kernel: static gate, compile and smoke, shape sweep, numerical
-    stability, determinism, anti-cheat and (on a GPU) timing against torch's default SDPA.
+    stability, determinism, anti-cheat and (on a GPU) timing against torch's default SDPA (its
+    backward, for attn_bwd).
 
     On a GPU the candidate only records its kernel launches; a separate judge process replays,
     checks and times them. Without a GPU the kernels run in Triton's interpreter on small
