@@ -4,6 +4,9 @@ lineage, crossover pairs kernels of one lineage, and the run fails only when eve
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,3 +98,24 @@ def test_the_run_goes_on_while_one_seed_passes_and_fails_when_none_does(tmp_path
             asyncio.run(search.run())
     assert str(failed.value).count("did not pass its checks") == 2
     assert all(str(p) in str(failed.value) for p in paths)
+
+
+def test_the_search_report_names_each_lineages_seed_and_best(tmp_path: Path, seed_source: str) -> None:
+    seeds = _seeds(tmp_path, seed_source)
+    cfg = validate({"budget": {"candidates": 24}, "simulate": True, "random_seed": 3,
+                    "seed_kernel": [str(p) for p in seeds], "operators": {"mutate": 1.0}})
+    db = tmp_path / "a.db"
+    with Archive.open(str(db)) as archive:
+        search = Search(cfg, archive, ByEntry(), {"mutate": BUILTIN["mutate"]()})
+        run_id = search.open()
+        asyncio.run(search.run())
+        seed_ids = sorted(pid for pid in archive.program_ids(run_id) if archive.get_program(pid).generation == 0)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "search_report.py"
+    out = tmp_path / "report"
+    r = subprocess.run([sys.executable, str(script), "--db", str(db), "--run", str(run_id), "--out", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = json.loads(out.with_suffix(".json").read_text())["lineages"]
+    assert [(x["lineage"], x["seed"]) for x in lines] == [(0, seed_ids[0]), (1, seed_ids[1])]
+    assert all(x["best"] is not None and x["best"]["grid_fitness"] >= x["seed_fitness"] for x in lines)
+    assert "| lineage | seed |" in out.with_suffix(".md").read_text()
