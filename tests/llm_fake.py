@@ -72,15 +72,7 @@ class FakeLLM:
 
             self._script: Script = pop
         else:
-            # One request at a time: scripts parse sources with ``ast``, and CPython 3.11's parser
-            # is not thread-safe ("SystemError: AST constructor recursion depth mismatch").
-            script_lock = threading.Lock()
-
-            def serialised(req: Request) -> Reply:
-                with script_lock:
-                    return script(req)
-
-            self._script = serialised
+            self._script = script
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
