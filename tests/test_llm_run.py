@@ -52,7 +52,10 @@ class KernelModel:
             broken = next(m["content"] for m in reversed(req.messages) if m["role"] == "assistant")
             return Reply(broken.replace(BAD, GOOD))
         source = _PROGRAM.search(req.messages[1]["content"])[1]
-        line, changed = self.change(source, random.Random(n))
+        # One parse at a time: the server answers in threads, and CPython 3.11's ast.parse is not
+        # thread-safe ("SystemError: AST constructor recursion depth mismatch").
+        with self.lock:
+            line, changed = self.change(source, random.Random(n))
         broken = n < 2 and GOOD in changed
         if "SEARCH/REPLACE" in req.system:
             extra = diff(GOOD, BAD) if broken else ""
@@ -136,7 +139,9 @@ workers = 1
     assert by_llm and all(p.latest_evaluation is not None for p in programs)
     repaired = [p for p in by_llm if p.meta["repairs"] >= 1]
     assert repaired and any(p.latest_evaluation.passed for p in repaired)
-    assert all(p.meta["summary"].startswith("move a tunable") for p in repaired)  # the change, not the fix
+    # The change, not the fix (whether the first two answers are diffs or rewrites depends on the
+    # order the requests arrive in).
+    assert all(p.meta["summary"].startswith(("move a tunable", "rewrite")) for p in repaired)
     ids = {c.id for c in calls}
     assert all(set(p.meta["llm_calls"]) <= ids for p in by_llm)
     assert any(p.operator == "mutate" for p in programs)  # the LLM-free operator goes on after the budget
