@@ -1,8 +1,9 @@
 # base: seed
-# expect gpu: rejected compile "NaN"
+# expect gpu: rejected sweep "NaN"
 # Rewrites the plan its own process hands back: each launch keeps only the first half of its
 # grid, as if the kernel were twice as fast. The judge replays what the plan says, so half the
-# output is never written and reads as poison (the smoke test's shape already has several blocks).
+# output is never written and reads as poison. The smoke shape (N=127) fits in one row block, which
+# halving leaves alone, so the sweep's first longer shape catches it.
 _find = torch._utils._import_dotted_name
 _rec = _find("harness.recorder")
 _plan = _find("harness.plan")
